@@ -1,0 +1,377 @@
+"""MajaProduct: one MAJA L2A product (zip or folder) as a plain model.
+
+Everything comes from ``MTD_ALL.xml`` and the files it lists. A zip is read in place: the
+XML through :mod:`zipfile`, rasters through GDAL's ``/vsizip/``. Nothing is extracted.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import rasterio
+from affine import Affine
+from rasterio.errors import RasterioError
+
+from fullmaja_stac.errors import ProductError
+from fullmaja_stac.maja.bands import L2A_GROUPS, normalize_band_id
+from fullmaja_stac.maja.mtd import FileEntry, parse_mtd, parse_xml, find_maja_version, find_validity
+from fullmaja_stac.maja.orbits import relative_orbit
+
+MTD_SUFFIX = "_MTD_ALL.xml"
+MAX_XML_BYTES = 64 * 1024 * 1024
+NAME_PATTERN = re.compile(
+    r"^(?P<platform>SENTINEL2[A-Z])_(?P<date>\d{8}-\d{6}-\d{3})_(?P<level>L\d[A-Z])_"
+    r"T?(?P<tile>\d{2}[A-Z]{3})_(?P<nature>[A-Z])_V(?P<version>\d+-\d+)$"
+)
+_REFLECTANCE = re.compile(r"_(FRE|SRE)_(B\d{1,2}A?)\.tif$", re.IGNORECASE)
+_ATB = re.compile(r"_ATB_(R\d)\.tif$", re.IGNORECASE)
+_MASK = re.compile(r"_(CLM|MG2|SAT|EDG|IAB|DFP|DTF)_(R\d)(?:-D(\d+))?\.tif$", re.IGNORECASE)
+NATURE_KIND = {
+    "Surface_Reflectance": "SRE",
+    "Flat_Reflectance": "FRE",
+    "Water_Vapor_Content": "ATB",
+    "Aerosol_Optical_Thickness": "ATB",
+    "Detailed_Cloud": "CLM",
+    "Cloud": "MG2",
+    "Cloud_Shadow": "MG2",
+    "Water": "MG2",
+    "Snow": "MG2",
+    "Topography_Shadow": "MG2",
+    "Hidden_Surface": "MG2",
+    "Sun_Too_Low": "MG2",
+    "Tangent_Sun": "MG2",
+    "Saturation": "SAT",
+    "Edge": "EDG",
+    "WVC_Interpolation": "IAB",
+    "AOT_Interpolation": "IAB",
+    "Defective_Pixel": "DFP",
+    "Detector_Footprint": "DTF",
+}
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Pixel grid of one resolution group (R1 = 10 m, R2 = 20 m)."""
+
+    group: str
+    ulx: float
+    uly: float
+    xdim: float
+    ydim: float  # negative: rows go south
+    nrows: int
+    ncols: int
+
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.xdim, 0.0, self.ulx, 0.0, self.ydim, self.uly)
+
+    @property
+    def resolution(self) -> float:
+        return abs(self.xdim)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.nrows, self.ncols)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (self.ulx, self.uly + self.ydim * self.nrows, self.ulx + self.xdim * self.ncols, self.uly)
+
+
+@dataclass(frozen=True)
+class RasterFile:
+    """One raster the MTD lists. ``kind``: FRE, SRE, ATB, CLM, MG2, SAT, EDG, IAB, DFP, DTF, OTHER."""
+
+    path: str  # relative to the product root, normalised (no "./")
+    kind: str
+    group: str | None
+    band_id: str | None  # MAJA band id (B2 … B12) for FRE/SRE
+    dtype: str
+    count: int
+    detector: str | None = None
+    natures: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MajaProduct:
+    id: str
+    platform: str
+    tile: str  # "31TCJ", without the leading T
+    nature: str | None  # "C" or "D", opaque
+    version: str | None  # "2-2" from the name
+    product_version: str | None  # "2.2" from the MTD
+    level: str
+    acquired: datetime
+    produced: datetime | None
+    absolute_orbit: int | None
+    relative_orbit: int | None
+    epsg: int
+    grids: dict[str, Grid]
+    corners: dict[str, tuple[float, float]]
+    sun_zenith: float | None
+    sun_azimuth: float | None
+    viewing: dict[str, tuple[float, float]]
+    cloud_percent: float | None
+    snow_percent: float | None
+    quality: dict[str, str]
+    reflectance_quantification: float
+    aot_quantification: float
+    wvc_quantification: float
+    special_values: dict[str, float]
+    band_groups: dict[str, tuple[str, ...]]
+    atb_bands: dict[str, int]  # {"wvc": 1, "aot": 2}
+    rasters: tuple[RasterFile, ...]
+    quicklook: str | None
+    mtd: str
+    jpi: str | None
+    valid: bool | None  # JPI flag: L2VALD True, L2NOTV False
+    maja_version: str | None
+    source: str = field(compare=False)  # the zip or folder given to read_product
+    root: str = field(compare=False)  # GDAL path of the product folder (/vsizip/… for a zip)
+
+    @property
+    def reflectance_nodata(self) -> float:
+        return self.special_values.get("nodata", -10000.0)
+
+    @property
+    def mean_viewing_zenith(self) -> float | None:
+        values = [z for z, _ in self.viewing.values()]
+        return sum(values) / len(values) if values else None
+
+    def gdal_path(self, relative: str) -> str:
+        return f"{self.root}/{relative}"
+
+    def files(self, kind: str) -> list[RasterFile]:
+        return [r for r in self.rasters if r.kind == kind]
+
+
+class _Container:
+    """Files of a product, in a zip or a folder, addressed by their path inside the product."""
+
+    def __init__(self, path: Path) -> None:
+        if path.is_file() and path.name.endswith(MTD_SUFFIX):
+            path = path.parent  # the MTD itself was given: read its folder
+        self.path = path
+        self.zip: zipfile.ZipFile | None = None
+        if path.is_dir():
+            mtds = sorted(p.name for p in path.iterdir() if p.name.endswith(MTD_SUFFIX))
+            self._check_one(mtds)
+            self.mtd = mtds[0]
+            self.prefix = ""
+            self.root = str(path.resolve())
+            return
+        if not path.exists():
+            raise ProductError(path, "no such file or folder")
+        try:
+            self.zip = zipfile.ZipFile(path)
+        except zipfile.BadZipFile:
+            raise ProductError(path, "not a readable zip (truncated or corrupt); download it again") from None
+        except OSError as exc:
+            raise ProductError(path, f"cannot open ({exc.strerror})") from None
+        self.names = set(self.zip.namelist())
+        mtds = sorted(n for n in self.names if n.endswith(MTD_SUFFIX) and n.count("/") <= 1)
+        self._check_one(mtds)
+        self.prefix = posixpath.dirname(mtds[0])
+        if self.prefix:
+            self.prefix += "/"
+        _check_relative(path, mtds[0])
+        self.mtd = posixpath.basename(mtds[0])
+        self.root = f"/vsizip/{path.resolve()}" + (f"/{self.prefix.rstrip('/')}" if self.prefix else "")
+
+    def _check_one(self, mtds: list[str]) -> None:
+        if not mtds:
+            raise ProductError(self.path, f"no *{MTD_SUFFIX} inside: not a MAJA (MUSCATE) product")
+        if len(mtds) > 1:
+            raise ProductError(self.path, f"holds {len(mtds)} products ({', '.join(mtds)}); give one product per zip or folder")
+
+    def exists(self, relative: str) -> bool:
+        if self.zip is not None:
+            return self.prefix + relative in self.names
+        full = self.path / relative
+        return full.is_file() and full.resolve().is_relative_to(self.path.resolve())
+
+    def read_bytes(self, relative: str) -> bytes:
+        where = f"{self.path}/{relative}" if self.zip is None else f"{self.path}!{self.prefix}{relative}"
+        try:
+            if self.zip is not None:
+                info = self.zip.getinfo(self.prefix + relative)
+                if info.file_size > MAX_XML_BYTES:
+                    raise ProductError(where, f"{info.file_size} bytes is too large for a metadata file")
+                return self.zip.read(info)
+            full = self.path / relative
+            if full.stat().st_size > MAX_XML_BYTES:
+                raise ProductError(where, "too large for a metadata file")
+            return full.read_bytes()
+        except KeyError:
+            raise ProductError(where, "missing") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise ProductError(where, f"unreadable ({exc}); the archive is corrupt") from None
+
+    def close(self) -> None:
+        if self.zip is not None:
+            self.zip.close()
+
+
+def _check_relative(source: Path, relative: str) -> str:
+    """Normalise a path from the MTD and refuse one that leaves the product."""
+    rel = relative.replace("\\", "/")
+    while rel.startswith("./"):
+        rel = rel[2:]
+    norm = posixpath.normpath(rel)
+    if norm.startswith("/") or norm == ".." or norm.startswith("../") or re.match(r"^[A-Za-z]:", norm):
+        raise ProductError(source, f"the MTD lists {relative!r}, which points outside the product")
+    return norm
+
+
+def _classify(entry: FileEntry) -> tuple[str, str | None, str | None, str | None]:
+    """(kind, group, band_id, detector) from the file name, then from the MTD attributes."""
+    name = posixpath.basename(entry.path)
+    if m := _REFLECTANCE.search(name):
+        return m.group(1).upper(), entry.group_id, normalize_band_id(m.group(2)), None
+    if m := _ATB.search(name):
+        return "ATB", m.group(1).upper(), None, None
+    if m := _MASK.search(name):
+        detector = m.group(3) or entry.detector_id
+        return m.group(1).upper(), m.group(2).upper(), None, detector
+    kind = NATURE_KIND.get(entry.nature, "OTHER")
+    band = normalize_band_id(entry.band_id) if entry.band_id and kind in ("FRE", "SRE") else None
+    return kind, entry.group_id, band, entry.detector_id
+
+
+def _group_of_band(band: str, band_groups: dict[str, tuple[str, ...]]) -> str | None:
+    for group, bands in band_groups.items():
+        if band in {normalize_band_id(b) for b in bands}:
+            return group
+    for group, bands in L2A_GROUPS.items():
+        if band in bands:
+            return group
+    return None
+
+
+def read_product(path: str | os.PathLike[str]) -> MajaProduct:
+    """Read one MAJA product (zip, folder, or the folder's MTD file).
+
+    Raises ProductError naming the file for anything a user can fix: a missing, corrupt or
+    hostile MTD, a damaged zip, a file the MTD lists that is absent or unreadable.
+    """
+    source = Path(path)
+    container = _Container(source)
+    try:
+        mtd_where = f"{source}/{container.mtd}" if container.zip is None else f"{source}!{container.prefix}{container.mtd}"
+        mtd = parse_mtd(container.read_bytes(container.mtd), mtd_where)
+        name = NAME_PATTERN.match(mtd.id)
+        platform = (mtd.platform or (name.group("platform") if name else "")).upper()
+        tile = (mtd.tile or (name.group("tile") if name else "")).upper()
+        tile = tile[1:] if tile.startswith("T") and len(tile) == 6 else tile
+        if not platform or not tile:
+            raise ProductError(mtd_where, "cannot tell the platform and tile (no PLATFORM/GEOGRAPHICAL_ZONE and the id is not a MUSCATE name)")
+
+        grids = {g: Grid(g, *values) for g, values in mtd.grids.items()}
+        rasters = _rasters(source, container, mtd, grids)
+
+        quicklook = _check_relative(source, mtd.quicklook) if mtd.quicklook else None
+        if quicklook and not container.exists(quicklook):
+            quicklook = None
+        jpi = _check_relative(source, mtd.jpi) if mtd.jpi else f"DATA/{mtd.id}_JPI_ALL.xml"
+        valid = None
+        maja_version = mtd.maja_version
+        if container.exists(jpi):
+            jpi_root = parse_xml(container.read_bytes(jpi), f"{source}/{jpi}")
+            valid = find_validity(jpi_root)
+            maja_version = maja_version or find_maja_version(jpi_root)
+        else:
+            jpi = None
+
+        atb_bands = {"wvc": 1, "aot": 2}
+        for entry in mtd.images:
+            if entry.band_number is not None and entry.nature == "Water_Vapor_Content":
+                atb_bands["wvc"] = entry.band_number
+            if entry.band_number is not None and entry.nature == "Aerosol_Optical_Thickness":
+                atb_bands["aot"] = entry.band_number
+
+        absolute = mtd.absolute_orbit
+        return MajaProduct(
+            id=mtd.id,
+            platform=platform,
+            tile=tile,
+            nature=name.group("nature") if name else None,
+            version=name.group("version") if name else None,
+            product_version=mtd.product_version,
+            level=mtd.level or (name.group("level") if name else "L2A"),
+            acquired=mtd.acquired,
+            produced=mtd.produced,
+            absolute_orbit=absolute,
+            relative_orbit=relative_orbit(platform, absolute) if absolute is not None else None,
+            epsg=mtd.epsg,
+            grids=grids,
+            corners=mtd.corners,
+            sun_zenith=mtd.sun_zenith,
+            sun_azimuth=mtd.sun_azimuth,
+            viewing={normalize_band_id(k): v for k, v in mtd.viewing.items()},
+            cloud_percent=_percent(mtd.quality.get("CloudPercent")),
+            snow_percent=_percent(mtd.quality.get("SnowPercent")),
+            quality=mtd.quality,
+            reflectance_quantification=mtd.reflectance_quantification or 10000.0,
+            aot_quantification=mtd.aot_quantification or 200.0,
+            wvc_quantification=mtd.wvc_quantification or 20.0,
+            special_values=mtd.special_values,
+            band_groups=mtd.band_groups,
+            atb_bands=atb_bands,
+            rasters=rasters,
+            quicklook=quicklook,
+            mtd=container.mtd,
+            jpi=jpi,
+            valid=valid,
+            maja_version=maja_version,
+            source=str(source),
+            root=container.root,
+        )
+    finally:
+        container.close()
+
+
+def _percent(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _rasters(source: Path, container: _Container, mtd, grids: dict[str, Grid]) -> tuple[RasterFile, ...]:
+    """Every distinct file of Image_List and Mask_List, classified and checked on disk."""
+    by_path: dict[str, tuple[str, str | None, str | None, str | None, list[str]]] = {}
+    for entry in [*mtd.images, *mtd.masks]:
+        rel = _check_relative(source, entry.path)
+        kind, group, band, detector = _classify(entry)
+        if kind in ("FRE", "SRE") and band and not group:
+            group = _group_of_band(band, mtd.band_groups)
+        if rel in by_path:
+            if entry.nature and entry.nature not in by_path[rel][4]:
+                by_path[rel][4].append(entry.nature)
+            continue
+        by_path[rel] = (kind, group, band, detector, [entry.nature] if entry.nature else [])
+    if not any(k in ("FRE", "SRE") for k, *_ in by_path.values()):
+        raise ProductError(source, "the MTD lists no FRE or SRE reflectance image")
+
+    rasters = []
+    for rel, (kind, group, band, detector, natures) in by_path.items():
+        where = f"{source}/{rel}" if container.zip is None else f"{source}!{container.prefix}{rel}"
+        if not container.exists(rel):
+            raise ProductError(where, "listed in the MTD but missing from the product")
+        try:
+            with rasterio.open(f"{container.root}/{rel}") as ds:
+                dtype, count, shape = ds.dtypes[0], ds.count, (ds.height, ds.width)
+        except RasterioError as exc:
+            raise ProductError(where, f"listed in the MTD but unreadable ({exc})") from None
+        grid = grids.get(group or "")
+        if grid is not None and shape != grid.shape:
+            raise ProductError(where, f"is {shape[0]}x{shape[1]} px but the {group} grid in the MTD is {grid.nrows}x{grid.ncols}")
+        rasters.append(RasterFile(rel, kind, group, band, dtype, count, detector, tuple(natures)))
+    return tuple(rasters)

@@ -1,0 +1,34 @@
+"""Shared fixtures: small synthetic MAJA products written once per session."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
+
+TILE, ORBIT = "31TCJ", 51
+SIZE = 60
+
+
+@pytest.fixture(scope="session")
+def series_specs():
+    """Five dates of 31TCJ orbit 51; the 4th is too cloudy and the 5th a split product."""
+    specs = plan_series(TILE, ORBIT, date(2019, 3, 1), date(2019, 3, 24), seed=3,
+                        too_cloudy={date(2019, 3, 17)}, split={date(2019, 3, 22)})
+    assert len(specs) == 5
+    return specs
+
+
+@pytest.fixture(scope="session")
+def product_zips(tmp_path_factory, series_specs) -> list[Path]:
+    out = tmp_path_factory.mktemp("zips")
+    return [write_product(s, out, SynthOptions(size=SIZE, seed=3)) for s in series_specs]
+
+
+@pytest.fixture(scope="session")
+def product_folders(tmp_path_factory, series_specs) -> list[Path]:
+    out = tmp_path_factory.mktemp("folders")
+    return [write_product(s, out, SynthOptions(size=SIZE, seed=3, zipped=False)) for s in series_specs]
