@@ -62,7 +62,7 @@ def synth(
     start: datetime = typer.Option(..., formats=DATE_FORMATS, help="First day (YYYY-MM-DD)."),
     end: datetime = typer.Option(..., formats=DATE_FORMATS, help="Last day (YYYY-MM-DD)."),
     out: Path = typer.Option(Path("products"), help="Folder to write the products into."),
-    size: int = typer.Option(120, help="R1 pixels per side (even); 10980 is a full-size product."),
+    size: int = typer.Option(120, help="R1 pixels (10 m) per side, a multiple of 6; 10980 covers the whole tile."),
     folders: bool = typer.Option(False, "--folders", help="Write folders instead of zips."),
     seed: int = typer.Option(0, help="Random seed: the same seed writes the same bytes."),
 ) -> None:
@@ -104,6 +104,62 @@ def info(product: Path = typer.Argument(..., help="A MAJA product: zip, folder o
     for r in p.rasters:
         kinds[r.kind] = kinds.get(r.kind, 0) + 1
     console.print("  rasters: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+
+
+@app.command()
+def ingest(
+    inputs: list[Path] = typer.Argument(..., help="MAJA products (zips or folders) or folders holding them."),
+    catalog: Path = typer.Option(Path("catalog"), "--catalog", "-c", help="Catalog folder to create or update."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Parallel processes (default: all cores)."),
+) -> None:
+    """Convert MAJA products to COGs and add them to a static STAC catalog.
+
+    Products already in the catalog are skipped without raster work; a newer version of a
+    product replaces the older one. A product that fails is reported at the end and the
+    exit code is 1; the others still land.
+    """
+    from fullmaja_stac.ingest import ingest as run_ingest
+    from fullmaja_stac.progress import RichIngestObserver, make_progress
+
+    with make_progress(console) as progress:
+        report = run_ingest(inputs, catalog, workers=workers, observer=RichIngestObserver(progress))
+    _print_ingest_report(report, catalog)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_ingest_report(report, catalog: Path) -> None:
+    console.print(
+        f"[bold]{catalog}[/]: {len(report.added)} added, {len(report.replaced)} replaced, "
+        f"{len(report.unchanged)} already there, {len(report.superseded)} older than the catalog's, "
+        f"{len(report.failed)} failed"
+    )
+    for new, old in report.replaced:
+        console.print(f"  replaced {old} by {new}", highlight=False)
+    for given, newer in report.superseded:
+        console.print(f"  [yellow]skipped[/] {given}: {newer} is newer", highlight=False)
+    for source, reason in report.failed:
+        err_console.print(f"  [red]failed[/] {source}: {reason}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def validate(
+    catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder or its catalog.json."),
+    online: bool = typer.Option(False, "--online", help="Fetch schemas from the web instead of the bundled mirror."),
+    schema_map: Optional[Path] = typer.Option(None, help="A schema-map.json (URL → local file) to use instead."),
+) -> None:
+    """Validate every STAC object of a catalog (recursively) against its JSON schemas."""
+    from fullmaja_stac.stac.validate import BUNDLED_SCHEMA_MAP, validate_catalog
+
+    result = validate_catalog(catalog, schema_map or BUNDLED_SCHEMA_MAP, online=online)
+    counts = ", ".join(f"{n} {kind.lower()}s" for kind, n in sorted(result.by_type.items()))
+    if result.ok:
+        console.print(f"[green]valid[/]: {result.checked} objects ({counts})")
+        return
+    for path, error in result.invalid:
+        err_console.print(f"[red]invalid[/] {path}: {error}", highlight=False, soft_wrap=True)
+    err_console.print(f"{len(result.invalid)} of {result.checked} objects invalid")
+    raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover - console-script entry point alias

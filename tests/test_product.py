@@ -106,11 +106,11 @@ def test_products_sit_on_the_real_grid_of_other_tiles(tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        SynthOptions(size=40, atb_dtype="uint16"),
-        SynthOptions(size=40, with_dfp=False),
-        SynthOptions(size=40, band_entries=10),
-        SynthOptions(size=40, path_prefix="./"),
-        SynthOptions(size=40, nature="D", version="1-0", maja_version="1.0.0"),
+        SynthOptions(size=42, atb_dtype="uint16"),
+        SynthOptions(size=42, with_dfp=False),
+        SynthOptions(size=42, band_entries=10),
+        SynthOptions(size=42, path_prefix="./"),
+        SynthOptions(size=42, nature="D", version="1-0", maja_version="1.0.0"),
     ],
     ids=["atb-uint16", "no-dfp", "10-bands", "dot-slash-paths", "nature-D-V1"],
 )

@@ -337,6 +337,15 @@ def read_product(path: str | os.PathLike[str]) -> MajaProduct:
         container.close()
 
 
+def read_member(product: MajaProduct, relative: str) -> bytes:
+    """Bytes of a small file of the product (quicklook, MTD), read in place from a zip."""
+    container = _Container(Path(product.source))
+    try:
+        return container.read_bytes(relative)
+    finally:
+        container.close()
+
+
 def _percent(text: str | None) -> float | None:
     try:
         return float(text) if text is not None else None

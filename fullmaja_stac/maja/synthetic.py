@@ -3,8 +3,9 @@
 The layout, names and MTD_ALL.xml follow real products (DESIGN.md §3); pixels behave like a
 landscape: smooth land with a plausible spectrum per band, lakes, snow on high ground,
 clouds with shadows cast away from the sun, saturated specks, and masks computed from the same
-fields, so cloud and snow percentages in the MTD match the masks. The grid is the real grid
-of the tile; a small product covers the whole tile with coarser pixels.
+fields, so cloud and snow percentages in the MTD match the masks. Pixels sit on the real
+grid of the tile (10 m R1, 20 m R2, from the tile's upper-left corner); a product smaller than
+10980 px covers the north-west part of the tile, so every client sees real S2 geometry.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ AOT_QUANTIFICATION = 200
 WVC_QUANTIFICATION = 20
 NODATA = -10000
 DETECTORS = ("04", "05", "06")
+R1_PIXEL_M = 10.0
+GROUP_PIXEL_M = {"R1": 10.0, "R2": 20.0, "R3": 60.0}
 MG2_NATURES = ("Water", "Cloud", "Snow", "Cloud_Shadow", "Topography_Shadow", "Hidden_Surface", "Sun_Too_Low", "Tangent_Sun")
 
 
@@ -52,7 +55,7 @@ MG2_NATURES = ("Water", "Cloud", "Snow", "Cloud_Shadow", "Topography_Shadow", "H
 class SynthOptions:
     """How products look on disk. Defaults mimic a recent MUSCATE product."""
 
-    size: int = 120  # R1 pixels per side; R2 has half. 10980 is full size (10 m pixels).
+    size: int = 120  # R1 pixels (10 m) per side; R2 has half. 10980 is the whole tile.
     zipped: bool = True
     seed: int = 0
     nature: str = "C"
@@ -129,8 +132,8 @@ def write_series(specs: list[ProductSpec], out_dir: Path, options: SynthOptions 
 def write_product(spec: ProductSpec, out_dir: Path, options: SynthOptions = SynthOptions()) -> Path:
     """Write one product (zip or folder) atomically: nothing appears under its final name
     until it is complete."""
-    if options.size < 20 or options.size % 2:
-        raise FullMajaError(f"--size {options.size}: use an even number of pixels of at least 20 (10980 = full size)")
+    if not 24 <= options.size <= 10980 or options.size % 6:
+        raise FullMajaError(f"--size {options.size}: use a multiple of 6 between 24 and 10980 pixels (10980 = the whole tile)")
     product_id = spec.product_id(options)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -207,7 +210,7 @@ class _Scene:
 
 def _paint(spec: ProductSpec, options: SynthOptions, sun_zenith: float, sun_azimuth: float) -> _Scene:
     n = options.size
-    pixel = TILE_SIZE_M / n
+    pixel = R1_PIXEL_M
     land_rng = _rng(options.seed, spec.grid.tile, "land")
     elevation = _smooth(land_rng, n, 5)
     greenness = _smooth(land_rng, n, 9)
@@ -237,8 +240,9 @@ def _paint(spec: ProductSpec, options: SynthOptions, sun_zenith: float, sun_azim
     opacity = np.clip((clouds - thin_thr) / (1 - thin_thr + 1e-6), 0, 1) if fraction > 0 else np.zeros_like(clouds)
     high = thick & (clouds > thick_thr + 0.5 * (1 - thick_thr))
 
-    # Shadows fall away from the sun, further when the sun is low (clouds at ~4 km).
-    dist_px = 4000.0 * math.tan(math.radians(sun_zenith)) / pixel
+    # Shadows fall away from the sun, further when the sun is low (clouds at ~2 km); capped so
+    # that small products still show the shadows of their own clouds.
+    dist_px = min(2000.0 * math.tan(math.radians(sun_zenith)) / pixel, n / 12)
     away = math.radians(sun_azimuth + 180.0)
     drow, dcol = int(round(-math.cos(away) * dist_px)), int(round(math.sin(away) * dist_px))
     if drow == 0 and dcol == 0 and fraction > 0:
@@ -381,14 +385,12 @@ def _write_tif(path: Path, data: np.ndarray, grid: TileGrid, pixel: float) -> No
 
 def _write_folder(spec: ProductSpec, options: SynthOptions, folder: Path) -> None:
     grid = spec.grid
-    n = options.size
-    pixel = TILE_SIZE_M / n
     pid = spec.product_id(options)
     lon, lat = _tile_center_lonlat(grid)
     sun_zenith, sun_azimuth = _sun_angles(spec.acquired, lat, lon)
     scene = _paint(spec, options, sun_zenith, sun_azimuth)
     folder.mkdir(parents=True)
-    pixel_of = {"R1": pixel, "R2": 2 * pixel}
+    pixel_of = GROUP_PIXEL_M
 
     files: dict[str, str] = {}  # logical key → relative path
     for b, arr in scene.flat.items():
@@ -444,7 +446,6 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
     pid = spec.product_id(options)
     pre = options.path_prefix
     n = options.size
-    pixel = TILE_SIZE_M / n
     rng = _rng(options.seed, pid, "angles")
     root = ET.Element("Muscate_Metadata_Document")
     meta = _sub(root, "Metadata_Identification")
@@ -544,7 +545,7 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
     geopos = _sub(geo, "Geopositioning")
     glob_pos = _sub(geopos, "Global_Geopositioning")
     to_ll = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
-    e = TILE_SIZE_M
+    e = n * R1_PIXEL_M
     for name, (x, y) in {"upperLeft": (grid.ulx, grid.uly), "upperRight": (grid.ulx + e, grid.uly),
                          "lowerRight": (grid.ulx + e, grid.uly - e), "lowerLeft": (grid.ulx, grid.uly - e),
                          "center": (grid.ulx + e / 2, grid.uly - e / 2)}.items():
@@ -555,9 +556,9 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
         _sub(pt, "X", f"{x:.0f}")
         _sub(pt, "Y", f"{y:.0f}")
     group_pos = _sub(geopos, "Group_Geopositioning_List")
-    sizes = {"R1": (pixel, n), "R2": (2 * pixel, n // 2)}
+    sizes = {"R1": (GROUP_PIXEL_M["R1"], n), "R2": (GROUP_PIXEL_M["R2"], n // 2)}
     if options.band_entries == 13:
-        sizes["R3"] = (6 * pixel, n // 6)
+        sizes["R3"] = (GROUP_PIXEL_M["R3"], n // 6)
     for g, (px, count) in sizes.items():
         gp = _sub(group_pos, "Group_Geopositioning", group_id=g)
         for tag, value in (("ULX", grid.ulx), ("ULY", grid.uly), ("XDIM", px), ("YDIM", -px), ("NROWS", count), ("NCOLS", count)):

@@ -1,0 +1,76 @@
+"""Which STAC asset each raster of a product becomes, and how it must be converted.
+
+One plan per output COG: every COG is single-band (stackstac refuses multi-band assets), so
+the two-band ATB file gives an ``aot`` and a ``wvc`` asset per resolution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fullmaja_stac.maja.bands import BY_MAJA_ID
+from fullmaja_stac.maja.product import MajaProduct, RasterFile
+
+REFLECTANCE, ATB, MASK = "reflectance", "atb", "mask"
+
+
+@dataclass(frozen=True)
+class AssetPlan:
+    key: str  # "red", "red-sre", "aot-r1", "clm-r2", "dtf-r1-d04"
+    raster: RasterFile
+    band_index: int  # 1-based band of the source file
+    kind: str  # REFLECTANCE, ATB or MASK
+    family: str  # FRE, SRE, AOT, WVC, CLM, MG2, SAT, EDG, IAB, DFP, DTF
+    filename: str  # COG file name beside the item
+    nodata: float | None
+    scale: float | None
+    resampling: str  # overview resampling: average for measurements, nearest for flags
+
+
+def plan_assets(product: MajaProduct) -> list[AssetPlan]:
+    """The COG assets of a product, in a stable order."""
+    plans: list[AssetPlan] = []
+    groups_of: dict[str, set[str]] = {}
+    for r in product.rasters:
+        if r.group:
+            groups_of.setdefault(r.kind, set()).add(r.group)
+
+    def suffix(kind: str, group: str | None) -> str:
+        return f"-{group.lower()}" if group and len(groups_of.get(kind, ())) > 1 else ""
+
+    refl_nodata = product.reflectance_nodata
+    for r in product.rasters:
+        stem = r.path.rsplit("/", 1)[-1].removesuffix(".tif").removesuffix(".TIF")
+        if r.kind in ("FRE", "SRE") and r.band_id:
+            band = BY_MAJA_ID.get(r.band_id)
+            base = band.asset_key if band else r.band_id.lower()
+            key = base if r.kind == "FRE" else f"{base}-sre"
+            plans.append(AssetPlan(key, r, 1, REFLECTANCE, r.kind, f"{stem}.tif", refl_nodata,
+                                   1.0 / product.reflectance_quantification, "average"))
+        elif r.kind == "ATB":
+            for name, quant, special in (("aot", product.aot_quantification, "aerosol_optical_thickness_nodata"),
+                                         ("wvc", product.wvc_quantification, "water_vapor_content_nodata")):
+                index = product.atb_bands[name]
+                if index > r.count:
+                    continue
+                plans.append(AssetPlan(f"{name}{suffix('ATB', r.group)}", r, index, ATB, name.upper(),
+                                       f"{stem}_{name.upper()}.tif", product.special_values.get(special, 0.0),
+                                       1.0 / quant, "average"))
+        elif r.kind == "DTF":
+            det = f"-d{r.detector}" if r.detector else ""
+            plans.append(AssetPlan(f"dtf{suffix('DTF', r.group)}{det}", r, 1, MASK, "DTF", f"{stem}.tif",
+                                   None, None, "nearest"))
+        elif r.kind in ("CLM", "MG2", "SAT", "EDG", "IAB", "DFP"):
+            plans.append(AssetPlan(f"{r.kind.lower()}{suffix(r.kind, r.group)}", r, 1, MASK, r.kind,
+                                   f"{stem}.tif", None, None, "nearest"))
+    keys = [p.key for p in plans]
+    duplicates = {k for k in keys if keys.count(k) > 1}
+    if duplicates:  # two files claim one key: keep both, disambiguated by file name
+        plans = [p if p.key not in duplicates else _rekey(p) for p in plans]
+    return plans
+
+
+def _rekey(plan: AssetPlan) -> AssetPlan:
+    from dataclasses import replace
+
+    return replace(plan, key=f"{plan.key}-{plan.filename.removesuffix('.tif').rsplit('_', 1)[-1].lower()}")

@@ -1,0 +1,49 @@
+"""Small helpers so the catalog loads in stackstac and odc-stac with no extra arguments.
+
+Why two: pystac migrates projection v1.2 to v2 on read and drops ``proj:epsg``, which
+stackstac needs, and stackstac opens asset hrefs verbatim (relative ones would resolve
+against the working directory). So stackstac gets raw item dicts with absolute hrefs, and
+odc-stac (which wants pystac Items and reads ``proj:code``) gets pystac Items.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pystac
+
+
+def _item_files(catalog: Path) -> list[Path]:
+    """Item JSON paths reachable from the catalog's links, in link order."""
+    root = Path(catalog)
+    start = root / "catalog.json" if root.is_dir() else root
+    seen: list[Path] = []
+    stack = [start.resolve()]
+    while stack:
+        path = stack.pop(0)
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for link in doc.get("links", []):
+            if link.get("rel") in ("child", "item"):
+                target = (path.parent / link["href"]).resolve()
+                (seen.append(target) if link["rel"] == "item" else stack.append(target))
+    return seen
+
+
+def stackstac_items(catalog: str | Path) -> list[dict]:
+    """Items of a local catalog as dicts with absolute asset hrefs, for ``stackstac.stack``."""
+    items = []
+    for path in _item_files(Path(catalog)):
+        item = json.loads(path.read_text(encoding="utf-8"))
+        base = path.as_uri()
+        for asset in item["assets"].values():
+            asset["href"] = urljoin(base, asset["href"]).removeprefix("file://")
+        items.append(item)
+    return sorted(items, key=lambda i: i["properties"]["datetime"])
+
+
+def odc_items(catalog: str | Path) -> list[pystac.Item]:
+    """Items of a local catalog as pystac Items, for ``odc.stac.load``."""
+    root = pystac.Catalog.from_file(str(Path(catalog) / "catalog.json" if Path(catalog).is_dir() else catalog))
+    return sorted(root.get_items(recursive=True), key=lambda i: i.datetime)

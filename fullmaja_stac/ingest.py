@@ -1,0 +1,255 @@
+"""Orchestration: find products → read → COGs (in parallel) → item → catalog.
+
+Raster conversions of all products share one process pool, so a single full-size product
+already keeps every core busy. The catalog itself is written only by this process, under a
+lock, one complete item at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
+
+from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
+from fullmaja_stac.cog import CogResult, convert, multihash_sha256
+from fullmaja_stac.errors import FullMajaError, ProductError
+from fullmaja_stac.footprint import valid_footprint
+from fullmaja_stac.maja.product import MTD_SUFFIX, MajaProduct, read_member, read_product
+from fullmaja_stac.stac.catalog import CatalogStore, Placement, placement, split_version
+from fullmaja_stac.stac.item import Provenance, build_item
+
+PROVENANCE_FILE = "fullmaja-download-report.json"
+
+
+class IngestObserver(Protocol):
+    """What a progress display needs to know. All methods are optional no-ops by default."""
+
+    def started(self, total_products: int) -> None: ...
+    def product_started(self, product_id: str, total_rasters: int) -> None: ...
+    def raster_done(self, product_id: str) -> None: ...
+    def product_done(self, product_id: str, outcome: str) -> None: ...
+
+
+class _Silent:
+    def started(self, total_products: int) -> None:
+        pass
+
+    def product_started(self, product_id: str, total_rasters: int) -> None:
+        pass
+
+    def raster_done(self, product_id: str) -> None:
+        pass
+
+    def product_done(self, product_id: str, outcome: str) -> None:
+        pass
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (new id, old id)
+    unchanged: list[str] = field(default_factory=list)
+    superseded: list[tuple[str, str]] = field(default_factory=list)  # (given id, newer id in catalog)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def find_products(inputs: Iterable[Path]) -> list[Path]:
+    """Zips and product folders given directly or found one level inside given folders."""
+    found: list[Path] = []
+    for path in map(Path, inputs):
+        if not path.exists():
+            raise FullMajaError(f"{path}: no such file or folder")
+        if path.is_file():
+            found.append(path.parent if path.name.endswith(MTD_SUFFIX) else path)
+        elif any(path.glob(f"*{MTD_SUFFIX}")):
+            found.append(path)
+        else:
+            for child in sorted(path.iterdir()):
+                if child.name.startswith("."):
+                    continue
+                if child.is_file() and child.suffix.lower() == ".zip":
+                    found.append(child)
+                elif child.is_dir() and any(child.glob(f"*{MTD_SUFFIX}")):
+                    found.append(child)
+    return list(dict.fromkeys(found))
+
+
+def load_provenance(products: list[Path]) -> dict[str, Provenance]:
+    """Provenance recorded by our downloader next to the files it fetched (by file name)."""
+    from fullmaja_stac.stac.catalog import read_json
+
+    out: dict[str, Provenance] = {}
+    for folder in {p.parent for p in products}:
+        report = read_json(folder / PROVENANCE_FILE, None)
+        if not report:
+            continue
+        for entry in report.get("files", []):
+            out[entry["name"]] = Provenance(
+                provider=report.get("provider", "peps"), job_id=report.get("job_id"),
+                request=report.get("request", {}), remote_id=entry.get("remote_id"), url=entry.get("url"),
+            )
+    return out
+
+
+@dataclass
+class _Work:
+    product: MajaProduct
+    where: Placement
+    plans: list[AssetPlan]
+    staging: Path
+    replaces: list[str]
+    pending: int
+    results: dict[str, CogResult] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _convert_task(source: str, target: str, band: int, nodata, resampling: str, predictor: bool) -> CogResult:
+    return convert(source, target, band, nodata, resampling, predictor)
+
+
+def ingest(
+    inputs: Iterable[Path],
+    catalog: Path,
+    workers: int | None = None,
+    observer: IngestObserver | None = None,
+    provenance: dict[str, Provenance] | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+) -> IngestReport:
+    """Ingest MAJA products into the static catalog at ``catalog``; returns what happened.
+
+    A product that fails is reported and does not stop the others. Re-ingesting a product
+    already in the catalog does no raster work and writes nothing.
+    """
+    observer = observer or _Silent()
+    workers = workers or os.cpu_count() or 1
+    report = IngestReport()
+    products = find_products(inputs)
+    provenance = {**load_provenance(products), **(provenance or {})}
+    store = CatalogStore(catalog)
+    observer.started(len(products))
+    with store.lock():
+        store.clean_staging()
+        store.ensure_root()
+        todo: list[_Work] = []
+        for path in products:
+            work = _prepare(path, store, report, observer)
+            if work is not None:
+                todo.append(work)
+        if not todo:
+            return report
+        _run(todo, store, report, observer, workers, provenance, now)
+    return report
+
+
+def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: IngestObserver) -> _Work | None:
+    try:
+        product = read_product(path)
+    except ProductError as exc:
+        report.failed.append((str(path), exc.problem))
+        observer.product_done(path.name, "failed")
+        return None
+    where = placement(product.id, product.tile, product.acquired)
+    if store.has_item(where):
+        store.relink_existing(where)
+        report.unchanged.append(product.id)
+        observer.product_done(product.id, "unchanged")
+        return None
+    _, version = split_version(product.id)
+    others = store.versions_of(where)
+    newer = [i for i, v in others.items() if v > version]
+    if newer:
+        report.superseded.append((product.id, newer[0]))
+        observer.product_done(product.id, "superseded")
+        return None
+    plans = plan_assets(product)
+    staging = store.staging_dir(where)
+    staging.mkdir(parents=True, exist_ok=True)
+    observer.product_started(product.id, len(plans))
+    return _Work(product, where, plans, staging, sorted(others), len(plans))
+
+
+def _run(todo, store, report, observer, workers, provenance, now) -> None:
+    futures: dict[Future, tuple[_Work, AssetPlan]] = {}
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) if workers > 1 else None
+    try:
+        for work in todo:
+            for plan in work.plans:
+                args = (work.product.gdal_path(plan.raster.path), str(work.staging / plan.filename), plan.band_index,
+                        plan.nodata, plan.resampling, plan.kind != MASK)
+                if pool is None:
+                    future: Future = Future()
+                    try:
+                        future.set_result(_convert_task(*args))
+                    except Exception as exc:  # noqa: BLE001 - recorded against its product
+                        future.set_exception(exc)
+                else:
+                    future = pool.submit(_convert_task, *args)
+                futures[future] = (work, plan)
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for future in done:
+                work, plan = futures[future]
+                try:
+                    work.results[plan.key] = future.result()
+                except Exception as exc:  # noqa: BLE001 - the product fails, the others go on
+                    work.error = work.error or (exc.problem if isinstance(exc, ProductError) else f"{type(exc).__name__}: {exc}")
+                work.pending -= 1
+                observer.raster_done(work.product.id)
+                if work.pending == 0:
+                    _finish(work, store, report, observer, provenance, now)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        for work in todo:
+            if work.staging.exists():
+                shutil.rmtree(work.staging, ignore_errors=True)
+
+
+def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, provenance, now) -> None:
+    product = work.product
+    if work.error is None:
+        try:
+            extra = _copy_sidecars(product, work.staging)
+            geometry, bbox = valid_footprint(product)
+            source_name = Path(product.source).name
+            item = build_item(product, work.plans, work.results, geometry, bbox, extra, now(),
+                              provenance.get(source_name) or provenance.get(product.id))
+            store.commit(work.where, item, work.staging)
+        except ProductError as exc:
+            work.error = exc.problem
+        except Exception as exc:  # noqa: BLE001 - one product's failure must not stop the others
+            work.error = f"{type(exc).__name__}: {exc}"
+    if work.error is not None:
+        shutil.rmtree(work.staging, ignore_errors=True)
+        report.failed.append((product.source, work.error))
+        observer.product_done(product.id, "failed")
+        return
+    for old in work.replaces:
+        store.remove(Placement(work.where.tile, work.where.year, old))
+        report.replaced.append((product.id, old))
+    if not work.replaces:
+        report.added.append(product.id)
+    observer.product_done(product.id, "replaced" if work.replaces else "added")
+
+
+def _copy_sidecars(product: MajaProduct, staging: Path) -> dict[str, tuple[str, int, str]]:
+    """Copy the quicklook and the MTD beside the item (read from the zip in place)."""
+    out: dict[str, tuple[str, int, str]] = {}
+    for key, rel in (("thumbnail", product.quicklook), ("metadata", product.mtd)):
+        if not rel:
+            continue
+        target = staging / rel.rsplit("/", 1)[-1]
+        target.write_bytes(read_member(product, rel))
+        out[key] = (target.name, target.stat().st_size, multihash_sha256(target))
+    return out

@@ -1,0 +1,44 @@
+"""Rich progress display for ingest: one bar per product in flight and one overall."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+
+def make_progress(console: Console | None = None) -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+class RichIngestObserver:
+    """Implements fullmaja_stac.ingest.IngestObserver on a rich Progress."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.overall: TaskID | None = None
+        self.tasks: dict[str, TaskID] = {}
+
+    def started(self, total_products: int) -> None:
+        self.overall = self.progress.add_task("[bold]products", total=total_products)
+
+    def product_started(self, product_id: str, total_rasters: int) -> None:
+        self.tasks[product_id] = self.progress.add_task(f"  {product_id}", total=total_rasters)
+
+    def raster_done(self, product_id: str) -> None:
+        if product_id in self.tasks:
+            self.progress.advance(self.tasks[product_id])
+
+    def product_done(self, product_id: str, outcome: str) -> None:
+        task = self.tasks.pop(product_id, None)
+        if task is not None:
+            self.progress.remove_task(task)
+        colour = {"added": "green", "replaced": "green", "unchanged": "dim", "failed": "red"}.get(outcome, "yellow")
+        self.progress.console.print(f"  [{colour}]{outcome:>10}[/] {product_id}", highlight=False)
+        if self.overall is not None:
+            self.progress.advance(self.overall)

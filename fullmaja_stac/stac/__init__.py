@@ -1,0 +1,1 @@
+"""STAC building: items from products, the collection, and the catalog on disk."""

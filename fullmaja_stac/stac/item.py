@@ -1,0 +1,230 @@
+"""MajaProduct + converted COGs → pystac.Item, following DESIGN.md §4 and §5.
+
+Projection is written as v1.2.0 with both ``proj:code`` and an integer ``proj:epsg``
+(stackstac needs the latter; v2.0.0 forbids it), per asset ``proj:shape``/``proj:transform``
+because R1 and R2 differ. The processing extension has no pystac class: its fields are plain
+properties and its schema URI is declared here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import pystac
+from pystac.extensions.classification import Bitfield, Classification, ClassificationExtension
+from pystac.extensions.eo import Band, EOExtension
+from pystac.extensions.file import FileExtension
+from pystac.extensions.grid import GridExtension
+from pystac.extensions.mgrs import MgrsExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+from pystac.extensions.sat import OrbitState, SatExtension
+from pystac.extensions.view import ViewExtension
+
+from fullmaja_stac import __version__
+from fullmaja_stac.assets import MASK, AssetPlan
+from fullmaja_stac.cog import CogResult
+from fullmaja_stac.maja.bands import BY_MAJA_ID, L2A_GROUPS
+from fullmaja_stac.maja.masks import MASK_FAMILIES, bits_for
+from fullmaja_stac.maja.product import MajaProduct
+from fullmaja_stac.stac.constants import (
+    COG_MEDIA_TYPE, COLLECTION_ID, PROCESSING_V1_2, PROJECTION_V1_2, ROLE_BY_FAMILY, TITLE_BY_FAMILY, UNIT_BY_FAMILY,
+)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a product came from, when our downloader fetched it."""
+
+    provider: str  # "peps", "geodes", "local"
+    job_id: str | None = None
+    request: dict = field(default_factory=dict)
+    remote_id: str | None = None
+    url: str | None = None
+
+    def lineage(self) -> str:
+        parts = [f"Downloaded from {self.provider.upper()}"]
+        if self.job_id:
+            parts.append(f"FULL_MAJA job {self.job_id}")
+        if self.request:
+            parts.append("request " + ", ".join(f"{k}={v}" for k, v in sorted(self.request.items())))
+        if self.remote_id:
+            parts.append(f"remote item {self.remote_id}")
+        return "; ".join(parts)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def build_item(
+    product: MajaProduct,
+    plans: list[AssetPlan],
+    cogs: dict[str, CogResult],
+    geometry: dict,
+    bbox: list[float],
+    extra_files: dict[str, tuple[str, int, str]],
+    created: datetime,
+    provenance: Provenance | None = None,
+) -> pystac.Item:
+    """Build the item. ``cogs`` maps asset key → result, hrefs are file names beside the item.
+
+    ``extra_files`` maps "thumbnail"/"metadata" → (file name, size, checksum).
+    """
+    item = pystac.Item(
+        id=product.id,
+        geometry=geometry,
+        bbox=bbox,
+        datetime=product.acquired,
+        properties={},
+        collection=COLLECTION_ID,
+    )
+    props = item.properties
+    props["title"] = f"{product.platform.title().replace('Sentinel2', 'Sentinel-2')} {product.tile} {product.acquired:%Y-%m-%d}"
+    props["platform"] = f"sentinel-2{product.platform[-1].lower()}"
+    props["constellation"] = "sentinel-2"
+    props["instruments"] = ["msi"]
+    r1 = product.grids.get("R1")
+    props["gsd"] = r1.resolution if r1 else min(g.resolution for g in product.grids.values())
+    props["created"] = _iso(created)
+    props["updated"] = _iso(created)
+
+    eo = EOExtension.ext(item, add_if_missing=True)
+    if product.cloud_percent is not None:
+        eo.cloud_cover = product.cloud_percent
+    if product.snow_percent is not None:
+        eo.snow_cover = product.snow_percent
+
+    GridExtension.ext(item, add_if_missing=True).code = f"MGRS-{product.tile}"
+    mgrs = MgrsExtension.ext(item, add_if_missing=True)
+    mgrs.utm_zone = int(product.tile[:2])
+    mgrs.latitude_band = product.tile[2]
+    mgrs.grid_square = product.tile[3:]
+
+    sat = SatExtension.ext(item, add_if_missing=True)
+    sat.orbit_state = OrbitState.DESCENDING
+    if product.relative_orbit is not None:
+        sat.relative_orbit = product.relative_orbit
+    if product.absolute_orbit is not None:
+        sat.absolute_orbit = product.absolute_orbit
+
+    view = ViewExtension.ext(item, add_if_missing=True)
+    if product.sun_azimuth is not None:
+        view.sun_azimuth = product.sun_azimuth
+    if product.sun_zenith is not None:
+        view.sun_elevation = 90.0 - product.sun_zenith
+    if product.mean_viewing_zenith is not None:
+        view.incidence_angle = product.mean_viewing_zenith
+
+    # Projection v1.2.0 by hand (see module docstring).
+    item.stac_extensions.append(PROJECTION_V1_2)
+    props["proj:epsg"] = product.epsg
+    props["proj:code"] = f"EPSG:{product.epsg}"
+    if r1:
+        props["proj:bbox"] = list(r1.bounds)
+        props["proj:shape"] = list(r1.shape)
+        props["proj:transform"] = list(r1.transform)[:6]
+
+    item.stac_extensions.append(PROCESSING_V1_2)
+    props["processing:level"] = product.level
+    software = {"fullmaja-stac": __version__}
+    software["MAJA"] = product.maja_version or "unknown"
+    props["processing:software"] = software
+    if product.product_version:
+        props["processing:version"] = product.product_version
+    props["processing:facility"] = "THEIA MUSCATE / PEPS" if not provenance or provenance.provider == "peps" else provenance.provider.upper()
+    if product.produced:
+        props["processing:datetime"] = _iso(product.produced)
+    lineage = f"MAJA {product.maja_version or '?'} L2A product {product.id}"
+    if product.valid is not None:
+        lineage += f" ({'L2VALD' if product.valid else 'L2NOTV'})"
+    if provenance:
+        lineage += f". {provenance.lineage()}"
+        props["fullmaja:provider"] = provenance.provider
+        if provenance.job_id:
+            props["fullmaja:job_id"] = provenance.job_id
+        if provenance.remote_id:
+            props["fullmaja:remote_id"] = provenance.remote_id
+    props["processing:lineage"] = lineage
+
+    RasterExtension.add_to(item)
+    FileExtension.add_to(item)
+    ClassificationExtension.add_to(item)
+    for plan in plans:
+        if plan.key in cogs:
+            _add_cog_asset(item, product, plan, cogs[plan.key])
+    if "thumbnail" in extra_files:
+        name, size, checksum = extra_files["thumbnail"]
+        _add_file_asset(item, "thumbnail", name, pystac.MediaType.JPEG, "Quicklook (B4, B3, B2)", ["thumbnail"], size, checksum)
+    if "metadata" in extra_files:
+        name, size, checksum = extra_files["metadata"]
+        _add_file_asset(item, "metadata", name, pystac.MediaType.XML, "MAJA metadata (MTD_ALL.xml)", ["metadata"], size, checksum)
+
+    item.stac_extensions = sorted(set(item.stac_extensions))
+    return item
+
+
+def _add_file_asset(item, key, name, media_type, title, roles, size, checksum) -> pystac.Asset:
+    asset = pystac.Asset(href=f"./{name}", media_type=media_type, title=title, roles=roles)
+    item.add_asset(key, asset)
+    file_ext = FileExtension.ext(asset)
+    file_ext.size = size
+    file_ext.checksum = checksum
+    return asset
+
+
+def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog: CogResult) -> None:
+    raster, group = plan.raster, plan.raster.group
+    grid = product.grids.get(group or "")
+    if plan.kind == MASK:
+        family = MASK_FAMILIES[plan.family]
+        title = f"{family.title}{f' {group}' if group else ''}{f' detector {raster.detector}' if raster.detector else ''}"
+        roles = list(family.roles)
+    else:
+        title = TITLE_BY_FAMILY[plan.family]
+        roles = list(ROLE_BY_FAMILY[plan.family])
+        if raster.band_id:
+            title += f" {raster.band_id}"
+        if plan.family in ("AOT", "WVC") and group:
+            title += f" {group}"
+    asset = _add_file_asset(item, plan.key, plan.filename, COG_MEDIA_TYPE, title, roles, cog.size, cog.checksum)
+    fields = asset.extra_fields
+    if grid:
+        fields["proj:shape"] = list(grid.shape)
+        fields["proj:transform"] = list(grid.transform)[:6]
+        fields["gsd"] = grid.resolution
+
+    band = RasterBand.create(
+        data_type=DataType(raster.dtype),
+        nodata=plan.nodata,
+        scale=plan.scale,
+        offset=0.0 if plan.scale is not None else None,
+        spatial_resolution=grid.resolution if grid else None,
+        unit=UNIT_BY_FAMILY.get(plan.family),
+    )
+    RasterExtension.ext(asset).bands = [band]
+
+    if plan.family in ("FRE", "SRE") and raster.band_id:
+        info = BY_MAJA_ID.get(raster.band_id)
+        if info:
+            EOExtension.ext(asset).bands = [Band.create(
+                name=info.esa_id, common_name=info.common_name, description=title,
+                center_wavelength=info.center_um, full_width_half_max=info.fwhm_um,
+            )]
+    if plan.kind == MASK:
+        ClassificationExtension.ext(asset).bitfields = _bitfields(plan.family, group)
+
+
+def _bitfields(family: str, group: str | None) -> list[Bitfield]:
+    if family == "DTF":  # bit i: band i of the group is seen by this detector
+        bits = [(i, f"band_{b.lower()}", f"Band {b} seen by this detector") for i, b in enumerate(L2A_GROUPS.get(group or "", ()))]
+    else:
+        bits = [(b.number, b.name, b.description) for b in bits_for(family, group)]
+    return [
+        Bitfield.create(
+            offset=number, length=1, name=name, description=description,
+            classes=[Classification.create(0, name=f"not_{name}", description=f"Not: {description}"),
+                     Classification.create(1, name=name, description=description)],
+        )
+        for number, name, description in bits
+    ]

@@ -1,0 +1,310 @@
+"""Ingest: COGs, items, catalog; validated by stac-validator and pystac; loaded by stackstac
+and odc-stac exactly as the README shows, compared pixel for pixel with the source rasters."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pystac.validation
+import pytest
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.ingest import ingest
+from fullmaja_stac.maja import read_product
+from fullmaja_stac.maja.synthetic import SynthOptions, write_product
+from fullmaja_stac.stac.catalog import CatalogStore
+from fullmaja_stac.stac.validate import BUNDLED_SCHEMA_MAP, validate_catalog
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SCHEMA_MAP = REPO.parent / "shared" / "stac-schemas" / "schema-map.json"
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory, product_zips) -> Path:
+    root = tmp_path_factory.mktemp("cat") / "catalog"
+    report = ingest(product_zips, root, workers=2)
+    assert report.ok and len(report.added) == 5, report
+    return root
+
+
+def _items(catalog: Path) -> dict[str, Path]:
+    return {p.stem: p for p in catalog.glob("maja-s2-l2a/*/*/*/*.json")}
+
+
+def _read_source(product, plan_raster_path: str, band: int = 1) -> np.ndarray:
+    with rasterio.open(product.gdal_path(plan_raster_path)) as ds:
+        return ds.read(band)
+
+
+def test_every_asset_is_a_valid_cog_equal_to_its_source(catalog, product_zips):
+    items = _items(catalog)
+    for zip_path in product_zips:
+        product = read_product(zip_path)
+        item = json.loads(items[product.id].read_text())
+        by_file = {r.path.rsplit("/", 1)[-1].removesuffix(".tif"): r for r in product.rasters}
+        cogs = {k: a for k, a in item["assets"].items() if a["type"].endswith("cloud-optimized")}
+        assert len(cogs) == 42
+        for key, asset in cogs.items():
+            path = items[product.id].parent / asset["href"]
+            valid, errors, _ = cog_validate(str(path), quiet=True)
+            assert valid, (key, errors)
+            stem = asset["href"].removeprefix("./").removesuffix(".tif")
+            band = 1
+            if stem.endswith(("_AOT", "_WVC")):
+                stem, what = stem.rsplit("_", 1)
+                band = product.atb_bands[what.lower()]
+            with rasterio.open(path) as cog:
+                assert cog.count == 1 and cog.block_shapes[0] == (512, 512) or cog.width < 512
+                got = cog.read(1)
+                assert list(cog.shape) == asset["proj:shape"]
+                assert list(cog.transform)[:6] == asset["proj:transform"]
+            np.testing.assert_array_equal(got, _read_source(product, by_file[stem].path, band), err_msg=key)
+
+
+def test_item_metadata(catalog, product_zips):
+    product = read_product(product_zips[0])
+    item = json.loads(_items(catalog)[product.id].read_text())
+    props = item["properties"]
+    assert props["eo:cloud_cover"] == product.cloud_percent
+    assert props["eo:snow_cover"] == product.snow_percent
+    assert props["grid:code"] == "MGRS-31TCJ" and props["mgrs:utm_zone"] == 31
+    assert props["mgrs:latitude_band"] == "T" and props["mgrs:grid_square"] == "CJ"
+    assert props["sat:relative_orbit"] == 51 and props["sat:absolute_orbit"] == product.absolute_orbit
+    assert props["proj:epsg"] == 32631 and props["proj:code"] == "EPSG:32631"
+    assert props["platform"] == product.platform.lower().replace("sentinel2", "sentinel-2")
+    assert props["view:sun_elevation"] == pytest.approx(90 - product.sun_zenith)
+    assert props["processing:software"]["MAJA"] == "4.5.3"
+    assert "https://stac-extensions.github.io/projection/v1.2.0/schema.json" in item["stac_extensions"]
+    red = item["assets"]["red"]
+    assert red["raster:bands"][0] == {"data_type": "int16", "nodata": -10000.0, "scale": 0.0001,
+                                      "offset": 0.0, "spatial_resolution": 10.0}
+    assert red["eo:bands"][0]["name"] == "B04" and red["eo:bands"][0]["common_name"] == "red"
+    assert red["file:checksum"].startswith("1220") and red["file:size"] > 0
+    assert item["assets"]["swir16"]["proj:transform"][0] == 20.0
+    assert item["assets"]["aot-r1"]["raster:bands"][0]["scale"] == 1 / 200
+    assert item["assets"]["wvc-r1"]["raster:bands"][0]["scale"] == 1 / 20
+    clm = item["assets"]["clm-r1"]
+    assert "nodata" not in clm["raster:bands"][0]
+    names = [b["name"] for b in clm["classification:bitfields"]]
+    assert names[1] == "all_clouds" and len(names) == 8
+    assert [b["name"] for b in item["assets"]["sat-r2"]["classification:bitfields"]] == [
+        "saturated_b5", "saturated_b6", "saturated_b7", "saturated_b8a", "saturated_b11", "saturated_b12"]
+    assert item["assets"]["thumbnail"]["type"] == "image/jpeg"
+    assert "thumbnail" in item["assets"]["thumbnail"]["roles"]
+
+
+def test_split_product_footprint_is_half_the_grid(catalog, product_zips):
+    from shapely.geometry import shape
+
+    full = json.loads(_items(catalog)[read_product(product_zips[0]).id].read_text())
+    split = json.loads(_items(catalog)[read_product(product_zips[4]).id].read_text())
+    ratio = shape(split["geometry"]).area / shape(full["geometry"]).area
+    assert 0.3 < ratio < 0.7
+
+
+def test_catalog_validates_with_stac_validator_cli(catalog):
+    schema_map = SHARED_SCHEMA_MAP if SHARED_SCHEMA_MAP.exists() else BUNDLED_SCHEMA_MAP
+    run = subprocess.run(["stac-validator", "validate", "--schema-config", str(schema_map), "--recursive",
+                          str(catalog / "catalog.json")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-3000:]
+    reports, _ = json.JSONDecoder().raw_decode(run.stdout[run.stdout.index("["):])
+    assert len(reports) == 1 + 1 + 1 + 1 + 5 and all(r["valid_stac"] for r in reports)
+
+
+def test_catalog_validates_with_our_command_and_pystac(catalog):
+    result = validate_catalog(catalog)
+    assert result.ok and result.by_type == {"CATALOG": 3, "COLLECTION": 1, "ITEM": 5}
+
+    validator = pystac.validation.JsonSchemaSTACValidator()
+    mapping = json.loads(BUNDLED_SCHEMA_MAP.read_text())
+    for url, rel in mapping.items():
+        validator.schema_cache[url] = json.loads((BUNDLED_SCHEMA_MAP.parent / rel).read_text())
+    pystac.validation.set_validator(validator)
+    try:
+        root = pystac.Catalog.from_file(str(catalog / "catalog.json"))
+        assert root.validate_all() == 5
+    finally:
+        pystac.validation.set_validator(pystac.validation.JsonSchemaSTACValidator())
+
+
+def test_collection_extent_and_summaries(catalog, product_zips):
+    coll = json.loads((catalog / "maja-s2-l2a" / "collection.json").read_text())
+    products = [read_product(p) for p in product_zips]
+    interval = coll["extent"]["temporal"]["interval"][0]
+    assert interval[0].startswith(min(p.acquired for p in products).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert interval[1].startswith(max(p.acquired for p in products).strftime("%Y-%m-%dT%H:%M:%S"))
+    assert coll["summaries"]["sat:relative_orbit"] == [51]
+    assert coll["summaries"]["grid:code"] == ["MGRS-31TCJ"]
+    clouds = [p.cloud_percent for p in products]
+    assert coll["summaries"]["eo:cloud_cover"] == {"minimum": min(clouds), "maximum": max(clouds)}
+    assert "red" in coll["item_assets"] and "href" not in coll["item_assets"]["red"]
+    assert coll["license"] == "etalab-2.0"
+
+
+def _snippet(name: str) -> str:
+    text = (REPO / "README.md").read_text()
+    m = re.search(rf"<!-- snippet: {name} -->\n```python\n(.*?)```", text, re.S)
+    assert m, f"README has no {name} snippet"
+    return m.group(1)
+
+
+def _run_snippet(name: str, catalog: Path, monkeypatch) -> dict:
+    monkeypatch.chdir(catalog.parent)
+    scope: dict = {}
+    exec(compile(_snippet(name), f"README:{name}", "exec"), scope)
+    return scope
+
+
+def _sources(product_zips):
+    """Source pixels per (date, asset key) for a few bands, straight from the zips."""
+    out = {}
+    for z in product_zips:
+        p = read_product(z)
+        by_band = {(r.kind, r.band_id): r for r in p.rasters}
+        out[p.acquired] = {key: _read_source(p, by_band[("FRE", band)].path)
+                           for key, band in (("red", "B4"), ("nir", "B8"), ("swir16", "B11"))}
+    return out
+
+
+def test_readme_pystac_snippet(catalog, monkeypatch):
+    scope = _run_snippet("pystac", catalog, monkeypatch)
+    assert len(scope["items"]) == 5
+
+
+def test_readme_stackstac_snippet_loads_source_pixels(catalog, product_zips, monkeypatch):
+    cube = _run_snippet("stackstac", catalog, monkeypatch)["cube"]
+    sources = _sources(product_zips)
+    assert cube.sizes["time"] == 5 and cube.attrs["crs"] == "epsg:32631" and cube.attrs["resolution"] == 10
+    assert [np.datetime64(t.replace(tzinfo=None), "ns") for t in sorted(sources)] == list(cube.time.values)
+    for t, when in zip(range(5), sorted(sources)):
+        for key, src in sources[when].items():
+            got = cube.isel(time=t).sel(band=key).values
+            if key == "swir16":  # 20 m band on the 10 m grid: each pixel repeated 2x2
+                src = np.repeat(np.repeat(src, 2, axis=0), 2, axis=1)
+            expected = np.where(src == -10000, np.nan, src * 0.0001)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9, err_msg=f"{when} {key}")
+    assert float(cube.x[0]) == 300000 and float(cube.y[0]) == 4900020  # stackstac: pixel corners
+
+
+def test_readme_odc_snippet_loads_source_pixels(catalog, product_zips, monkeypatch):
+    ds = _run_snippet("odc-stac", catalog, monkeypatch)["ds"]
+    sources = _sources(product_zips)
+    assert ds.sizes["time"] == 5 and ds.odc.crs.epsg == 32631
+    assert tuple(ds.odc.geobox.resolution.xy) == (10, -10)
+    for t, when in zip(range(5), sorted(sources)):
+        for key, src in sources[when].items():
+            if key == "swir16":
+                src = np.repeat(np.repeat(src, 2, axis=0), 2, axis=1)
+            np.testing.assert_array_equal(ds[key].isel(time=t).values, src, err_msg=f"{when} {key}")
+    assert ds["red"].attrs["nodata"] == -10000
+
+
+def test_reingest_changes_no_file_and_does_no_raster_work(catalog, product_zips):
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in catalog.rglob("*") if p.is_file()}
+    report = ingest(product_zips, catalog, workers=2)
+    assert report.unchanged and not report.added and report.ok
+    after = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in catalog.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_mask_overviews_hold_only_full_resolution_values(tmp_path, series_specs):
+    big = write_product(series_specs[2], tmp_path / "big", SynthOptions(size=1200, seed=3))
+    root = tmp_path / "catalog"
+    assert ingest([big], root, workers=2).ok
+    item_dir = next(root.glob("maja-s2-l2a/*/*/*/"))
+    checked = 0
+    for path in item_dir.glob("*.tif"):
+        if not re.search(r"_(CLM|MG2|SAT|EDG|IAB|DTF)_", path.name):
+            continue
+        with rasterio.open(path) as ds:
+            overviews = ds.overviews(1)
+            if not overviews:
+                continue
+            full = set(np.unique(ds.read(1)).tolist())
+            for level in overviews:
+                small = ds.read(1, out_shape=(ds.height // level, ds.width // level))
+                assert set(np.unique(small).tolist()) <= full, path.name
+            checked += 1
+    assert checked >= 6
+
+
+def test_corrupt_product_among_good_ones(tmp_path, product_zips):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for z in product_zips[:2]:
+        shutil.copy(z, inputs)
+    data = product_zips[2].read_bytes()
+    (inputs / "SENTINEL2X_broken.zip").write_bytes(data[: len(data) // 3])
+    run = subprocess.run([sys.executable, "-m", "fullmaja_stac.cli", "ingest", str(inputs), "--catalog",
+                          str(tmp_path / "catalog"), "--workers", "2"], capture_output=True, text=True)
+    assert run.returncode == 1
+    assert "SENTINEL2X_broken.zip" in run.stderr and "truncated or corrupt" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert len(_items(tmp_path / "catalog")) == 2
+    assert validate_catalog(tmp_path / "catalog").ok
+
+
+def test_corrupt_raster_data_fails_only_that_product(tmp_path, product_folders):
+    bad = tmp_path / product_folders[1].name
+    shutil.copytree(product_folders[1], bad)
+    victim = next(bad.glob("*_FRE_B8.tif"))
+    data = bytearray(victim.read_bytes())
+    victim.write_bytes(bytes(data[: len(data) - 2000]))  # header intact, pixels cut
+    report = ingest([product_folders[0], bad], tmp_path / "catalog", workers=2)
+    assert [s for s, _ in report.failed] == [str(bad)]
+    assert len(report.added) == 1
+    assert not list((tmp_path / "catalog").rglob(".staging-*"))
+
+
+def test_newer_version_replaces_older(tmp_path, series_specs):
+    root = tmp_path / "catalog"
+    old = write_product(series_specs[0], tmp_path / "v1", SynthOptions(size=60, seed=3, version="4-0"))
+    new = write_product(series_specs[0], tmp_path / "v2", SynthOptions(size=60, seed=3, version="4-1"))
+    assert ingest([old], root, workers=1).added
+    report = ingest([new], root, workers=1)
+    assert report.replaced == [(new.stem, old.stem)]
+    assert set(_items(root)) == {new.stem}
+    again = ingest([old], root, workers=1)
+    assert again.superseded == [(old.stem, new.stem)] and set(_items(root)) == {new.stem}
+    assert validate_catalog(root).ok
+
+
+def test_two_writers_are_refused(tmp_path, product_zips):
+    store = CatalogStore(tmp_path / "catalog")
+    with store.lock():
+        with pytest.raises(FullMajaError, match="another fullmaja-stac process is writing"):
+            ingest(product_zips[:1], tmp_path / "catalog", workers=1)
+
+
+def test_killed_ingest_leaves_a_valid_catalog_that_the_next_run_completes(tmp_path, series_specs):
+    import os
+    import signal
+    import time
+
+    inputs = tmp_path / "inputs"
+    for spec in series_specs:
+        write_product(spec, inputs, SynthOptions(size=600, seed=5))
+    root = tmp_path / "catalog"
+    proc = subprocess.Popen([sys.executable, "-m", "fullmaja_stac.cli", "ingest", str(inputs), "--catalog",
+                             str(root), "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not _items(root) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    landed = len(_items(root))
+    assert 1 <= landed < 5, "the kill should land between the first and the last item"
+    assert validate_catalog(root).ok
+    report = ingest([inputs], root, workers=2)
+    assert report.ok and len(report.added) + len(report.unchanged) == 5
+    assert len(_items(root)) == 5 and validate_catalog(root).ok
+    assert not list(root.rglob(".staging-*")) and not list(root.rglob("*.tmp"))
