@@ -162,6 +162,237 @@ def validate(
     raise typer.Exit(1)
 
 
+# ----------------------------------------------------------------------------- PEPS jobs
+
+StateDir = typer.Option(None, "--state-dir", envvar="FULLMAJA_STAC_STATE_DIR",
+                        help="Where the job store lives (default: the user state folder).")
+PepsUrl = typer.Option(None, "--peps-url", envvar="FULLMAJA_STAC_PEPS_URL",
+                       help="PEPS base URL (default https://peps.cnes.fr; the emulator prints its own).")
+AuthFile = typer.Option(None, "--auth", "-a", envvar="FULLMAJA_STAC_PEPS_AUTH",
+                        help="Password file: 'email password' on its first line, as full_maja_process.py -a.")
+
+
+def _store(state_dir: Optional[Path]):
+    from fullmaja_stac.config import state_dir as resolve
+    from fullmaja_stac.jobs import JobStore
+
+    return JobStore(resolve(state_dir))
+
+
+def _client(base_url: str, auth: Optional[Path]):
+    from fullmaja_stac.peps.auth import require_credentials
+    from fullmaja_stac.peps.client import PepsClient
+
+    return PepsClient(base_url, require_credentials(base_url, auth))
+
+
+@app.command()
+def request(
+    tile: str = typer.Option(..., help="Sentinel-2 tile, e.g. 36TWQ (a leading T is accepted)."),
+    orbit: Optional[int] = typer.Option(None, help="Relative orbit 1–143 (recommended: one orbit per job)."),
+    start: datetime = typer.Option(..., formats=DATE_FORMATS, help="First day, after 2016-04-01."),
+    end: datetime = typer.Option(..., formats=DATE_FORMATS, help="Last day: 2 to 12 months after --start."),
+    log: Optional[Path] = typer.Option(None, "--log", help="Also save PEPS's answer verbatim, like the reference -g/-l."),
+    peps_url: Optional[str] = PepsUrl,
+    auth: Optional[Path] = AuthFile,
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Order a FULL_MAJA time series on PEPS and remember the job."""
+    from fullmaja_stac.config import peps_url as resolve_url
+    from fullmaja_stac.orders import submit
+    from fullmaja_stac.peps.wps import make_request
+
+    maja_request = make_request(tile, orbit, start.date(), end.date())
+    job = submit(_store(state_dir), _client(resolve_url(peps_url), auth), maja_request, log)
+    console.print(f"job [bold]{job.id}[/] submitted (PEPS id {job.remote_id}); follow it with `fullmaja-stac status {job.id}`")
+
+
+@app.command("import-log")
+def import_log(
+    files: list[Path] = typer.Argument(..., help="Log files saved by full_maja_process.py (-g/-l)."),
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Adopt jobs started with the old full_maja_process.py script, from its log files."""
+    from fullmaja_stac.orders import import_log as adopt
+
+    store = _store(state_dir)
+    for path in files:
+        job = adopt(store, path)
+        console.print(f"{path}: job [bold]{job.id}[/] (PEPS id {job.remote_id})")
+
+
+def _status_table(store, jobs):
+    from rich.table import Table
+
+    from fullmaja_stac.jobs import utcnow
+    from fullmaja_stac.orders import _human, health
+
+    table = Table(title="FULL_MAJA jobs", title_justify="left")
+    for column in ("job", "PEPS id", "request", "state", "progress", "age", "no move for", "expected end", "products"):
+        table.add_column(column, overflow="fold")
+    notes = []
+    now = utcnow()
+    for job in jobs:
+        h = health(job, now)
+        colour = {"finished": "green", "failed": "red", "stalled": "bold red", "waiting-long": "yellow"}.get(h.flag, "")
+        request = f"{job.tile or '?'} o{job.orbit or '?'} {job.start_date or ''}→{job.end_date or ''}"
+        products = ""
+        if job.results or job.unprocessed:
+            cloudy = sum(1 for u in job.results if "NOVALD" in u)
+            products = f"{len(job.results) - cloudy} ready, {cloudy} too cloudy, {job.unprocessed} unprocessed"
+        table.add_row(
+            str(job.id) + (f" (resubmits {job.resubmitted_from})" if job.resubmitted_from else ""),
+            job.remote_id or "", request,
+            f"[{colour}]{h.flag}[/]" if colour else h.flag,
+            f"{job.progress:g} %" if job.progress is not None else "",
+            _human(now - job.submitted_at),
+            _human(h.since_progress) if h.since_progress and h.flag in ("running", "stalled") else "",
+            h.expected_end.strftime("%Y-%m-%d %H:%M") if h.expected_end and h.flag in ("running", "stalled") else "",
+            products,
+        )
+        if h.advice and h.flag != "finished":
+            notes.append(f"job {job.id}: {h.advice}")
+    return table, notes
+
+
+@app.command()
+def status(
+    jobs: Optional[list[str]] = typer.Argument(None, help="Job numbers or PEPS ids (default: all)."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Keep refreshing until every job is done."),
+    interval: float = typer.Option(60.0, help="Seconds between refreshes with --watch."),
+    auth: Optional[Path] = AuthFile,
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Refresh jobs from PEPS and show them: state, progress, age, stalls, products."""
+    import time
+
+    from fullmaja_stac.orders import refresh
+    from fullmaja_stac.peps.wps import TERMINAL, PepsError
+
+    store = _store(state_dir)
+    selected = [store.get(ref) for ref in jobs] if jobs else store.all()
+    if not selected:
+        console.print("no jobs yet: `fullmaja-stac request --help` orders one")
+        return
+    clients = {}
+    while True:
+        errors = []
+        for i, job in enumerate(selected):
+            try:
+                client = clients.get(job.base_url) or clients.setdefault(job.base_url, _client(job.base_url, auth))
+                selected[i] = refresh(store, client, job)
+            except PepsError as exc:
+                errors.append(f"job {job.id}: {exc}")
+        table, notes = _status_table(store, selected)
+        console.print(table)
+        for note in notes:
+            console.print(f"  {note}", highlight=False, soft_wrap=True)
+        for error in errors:
+            err_console.print(f"  [red]{error}[/]", highlight=False, soft_wrap=True)
+        if not watch or all(j.state in TERMINAL for j in selected):
+            break
+        time.sleep(interval)
+
+
+@app.command()
+def resubmit(
+    job: str = typer.Argument(..., help="Job number or PEPS id."),
+    auth: Optional[Path] = AuthFile,
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Send a job's request again (for a stalled or failed job) and link the two."""
+    from fullmaja_stac.orders import resubmit as again
+
+    store = _store(state_dir)
+    old = store.get(job)
+    new = again(store, _client(old.base_url, auth), old)
+    console.print(f"job {old.id} resubmitted as job [bold]{new.id}[/] (PEPS id {new.remote_id})")
+
+
+@app.command()
+def forget(
+    job: str = typer.Argument(..., help="Job number or PEPS id."),
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Drop a job from the local store (nothing is sent to PEPS)."""
+    store = _store(state_dir)
+    old = store.get(job)
+    store.forget(old.id)
+    console.print(f"job {old.id} forgotten")
+
+
+@app.command()
+def download(
+    jobs: Optional[list[str]] = typer.Argument(None, help="Job numbers or PEPS ids (default: every finished job)."),
+    out: Path = typer.Option(Path("products"), "--out", "-o", help="Folder for the products and the report."),
+    then_ingest: bool = typer.Option(False, "--ingest", help="Ingest what arrived into --catalog."),
+    catalog: Path = typer.Option(Path("catalog"), "--catalog", "-c", help="Catalog for --ingest."),
+    auth: Optional[Path] = AuthFile,
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Download the products of finished jobs: resumable, verified, a few at a time.
+
+    Writes a per-date report (downloaded, too cloudy, unprocessed) as JSON next to the products.
+    """
+    from fullmaja_stac.orders import download_job, refresh
+    from fullmaja_stac.peps.auth import require_credentials
+    from fullmaja_stac.peps.wps import FINISHED
+    from fullmaja_stac.progress import RichDownloadObserver, make_progress
+
+    store = _store(state_dir)
+    selected = [store.get(ref) for ref in jobs] if jobs else [j for j in store.all() if j.state == FINISHED]
+    if not selected:
+        raise FullMajaError("no finished job to download; `fullmaja-stac status` shows where they are")
+    failed = False
+    for job in selected:
+        creds = require_credentials(job.base_url, auth)
+        if job.state != FINISHED:
+            job = refresh(store, _client(job.base_url, auth), job)
+        with make_progress(console, bytes_=True) as progress:
+            report = download_job(store, creds, job, out, RichDownloadObserver(progress))
+        _print_download_report(report)
+        failed = failed or not report.ok
+    if then_ingest:
+        ingest(inputs=[out], catalog=catalog, workers=None)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _print_download_report(report) -> None:
+    console.print(f"job {report.job} (PEPS {report.remote_id}): {report.count('downloaded')} downloaded, "
+                  f"{report.count('already there')} already there, {report.count('too cloudy')} too cloudy (NOVALD), "
+                  f"{report.unprocessed} L1C not processed (e.g. split products), {report.count('failed')} failed")
+    for d in report.dates:
+        colour = {"downloaded": "green", "already there": "dim", "too cloudy": "yellow", "failed": "red"}[d.status]
+        console.print(f"  {d.date}  [{colour}]{d.status:>13}[/]  {d.name}" + (f"  {d.error}" if d.error else ""),
+                      highlight=False, soft_wrap=True)
+    console.print(f"  report: {report.report_path}")
+
+
+@app.command()
+def emulator(
+    port: int = typer.Option(8642, help="Port on 127.0.0.1 (0 picks a free one)."),
+    speed: float = typer.Option(3600.0, help="Emulated seconds per real second (3600: an hour a second)."),
+    size: int = typer.Option(120, help="R1 pixels of the products it serves."),
+    fault: Optional[list[str]] = typer.Option(None, help="Fault mode to switch on (repeat): "
+                                              "stuck, error, canceled, auth, submit500, drop, truncate, 429, 500, slow, html."),
+) -> None:
+    """Run a local PEPS (FULL_MAJA protocol, synthetic products) until Ctrl-C."""
+    import time
+
+    from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
+
+    emu = PepsEmulator(port=port, speed=speed, size=size, faults=set(fault or ()))
+    with emu:
+        console.print(f"PEPS emulator on [bold]{emu.url}[/] (user {DEMO_USER[0]}, password {DEMO_USER[1]})")
+        console.print(f"  export FULLMAJA_STAC_PEPS_URL={emu.url} PEPS_EMAIL={DEMO_USER[0]} PEPS_PASSWORD={DEMO_USER[1]}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            console.print("stopped")
+
+
 def main() -> None:  # pragma: no cover - console-script entry point alias
     app()
 

@@ -21,6 +21,7 @@ from rio_cogeo.profiles import cog_profiles
 from fullmaja_stac.errors import ProductError
 
 BLOCK_SIZE = 512
+IN_MEMORY_MAX_PIXELS = 11_000 * 11_000  # a full S2 band (~240 MB as int16) stays in RAM
 GDAL_CONFIG = {"GDAL_NUM_THREADS": "1", "GDAL_TIFF_OVR_BLOCKSIZE": str(BLOCK_SIZE), "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif"}
 
 
@@ -55,7 +56,7 @@ def convert(source: str, target: str, band_index: int, nodata: float | None, res
                 overview_resampling=resampling,
                 config=GDAL_CONFIG,
                 quiet=True,
-                in_memory=src.width * src.height <= 4096 * 4096,
+                in_memory=src.width * src.height <= IN_MEMORY_MAX_PIXELS,
             )
         os.replace(tmp, dst)
     except RasterioError as exc:

@@ -24,7 +24,7 @@ from fullmaja_stac.maja.product import MTD_SUFFIX, MajaProduct, read_member, rea
 from fullmaja_stac.stac.catalog import CatalogStore, Placement, placement, split_version
 from fullmaja_stac.stac.item import Provenance, build_item
 
-PROVENANCE_FILE = "fullmaja-download-report.json"
+REPORT_GLOB = "fullmaja-download-*.json"  # written by orders.download_job
 
 
 class IngestObserver(Protocol):
@@ -89,10 +89,8 @@ def load_provenance(products: list[Path]) -> dict[str, Provenance]:
     from fullmaja_stac.stac.catalog import read_json
 
     out: dict[str, Provenance] = {}
-    for folder in {p.parent for p in products}:
-        report = read_json(folder / PROVENANCE_FILE, None)
-        if not report:
-            continue
+    for report_path in sorted({f for p in products for f in p.parent.glob(REPORT_GLOB)}):
+        report = read_json(report_path, None) or {}
         for entry in report.get("files", []):
             out[entry["name"]] = Provenance(
                 provider=report.get("provider", "peps"), job_id=report.get("job_id"),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TransferSpeedColumn,
+)
 
 
-def make_progress(console: Console | None = None) -> Progress:
+def make_progress(console: Console | None = None, bytes_: bool = False) -> Progress:
+    counts = (DownloadColumn(), TransferSpeedColumn()) if bytes_ else (MofNCompleteColumn(),)
     return Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        *counts,
         TimeElapsedColumn(),
         console=console,
     )
@@ -42,3 +45,24 @@ class RichIngestObserver:
         self.progress.console.print(f"  [{colour}]{outcome:>10}[/] {product_id}", highlight=False)
         if self.overall is not None:
             self.progress.advance(self.overall)
+
+
+class RichDownloadObserver:
+    """Implements fullmaja_stac.orders.DownloadObserver: a bar per file in flight."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def file_started(self, name: str, total: int | None) -> None:
+        self.tasks[name] = self.progress.add_task(f"  {name}", total=total)
+
+    def file_progress(self, name: str, nbytes: int, total: int | None) -> None:
+        task = self.tasks.get(name)
+        if task is not None:
+            self.progress.update(task, advance=nbytes, total=total)
+
+    def file_done(self, name: str, outcome: str) -> None:
+        task = self.tasks.pop(name, None)
+        if task is not None:
+            self.progress.remove_task(task)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 
+from pyproj import Transformer
+
 from fullmaja_stac.errors import FullMajaError
 
 TILE_SIZE_M = 109_800
@@ -37,6 +39,10 @@ class TileGrid:
     @property
     def grid_square(self) -> str:
         return self.tile[3:]
+
+    def center_lonlat(self) -> tuple[float, float]:
+        to_wgs84 = Transformer.from_crs(self.epsg, 4326, always_xy=True)
+        return to_wgs84.transform(self.ulx + TILE_SIZE_M / 2, self.uly - TILE_SIZE_M / 2)
 
 
 def normalize_tile(tile: str) -> str:

@@ -103,7 +103,7 @@ def plan_series(
     split product (half the tile outside the swath).
     """
     grid = tile_grid(tile)
-    lat = _tile_center_lonlat(grid)[1]
+    lat = grid.center_lonlat()[1]
     specs = []
     for p in passes(orbit, start, end, latitude=lat):
         rng = _rng(seed, grid.tile, p.day.isoformat())
@@ -365,11 +365,6 @@ def _sun_angles(when: datetime, lat: float, lon: float) -> tuple[float, float]:
     return math.degrees(zen), az % 360
 
 
-def _tile_center_lonlat(grid: TileGrid) -> tuple[float, float]:
-    to_ll = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
-    return to_ll.transform(grid.ulx + TILE_SIZE_M / 2, grid.uly - TILE_SIZE_M / 2)
-
-
 # ----------------------------------------------------------------------------- files
 
 
@@ -386,7 +381,7 @@ def _write_tif(path: Path, data: np.ndarray, grid: TileGrid, pixel: float) -> No
 def _write_folder(spec: ProductSpec, options: SynthOptions, folder: Path) -> None:
     grid = spec.grid
     pid = spec.product_id(options)
-    lon, lat = _tile_center_lonlat(grid)
+    lon, lat = grid.center_lonlat()
     sun_zenith, sun_azimuth = _sun_angles(spec.acquired, lat, lon)
     scene = _paint(spec, options, sun_zenith, sun_azimuth)
     folder.mkdir(parents=True)

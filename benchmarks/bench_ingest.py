@@ -1,0 +1,92 @@
+"""Ingest speed of one synthetic MAJA product, as ratios to GDAL's own COG driver.
+
+Baseline: every raster of the product converted serially by GDAL's COG driver (what
+``gdal_translate -of COG`` does, called through rasterio), same compression, predictor,
+block size and overview resampling. Then our ingest with 1 worker (ratio per core) and with
+N workers (parallel speed-up and efficiency). Everything runs in this process, on the same
+files, so the ratios compare like with like.
+
+    python benchmarks/bench_ingest.py [--size 10980] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import rasterio
+import rasterio.shutil
+
+from fullmaja_stac.assets import MASK, plan_assets
+from fullmaja_stac.ingest import ingest
+from fullmaja_stac.maja import read_product
+from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
+
+
+def gdal_cog_baseline(product, out: Path) -> float:
+    """Convert each source file once with GDAL's COG driver; returns seconds."""
+    out.mkdir(parents=True, exist_ok=True)
+    seen = set()
+    start = time.perf_counter()
+    for plan in plan_assets(product):
+        if plan.raster.path in seen:  # the 2-band ATB file is converted once, both bands
+            continue
+        seen.add(plan.raster.path)
+        options = dict(driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=512, NUM_THREADS=1,
+                       PREDICTOR=("2" if plan.kind != MASK else "NO"),
+                       OVERVIEW_RESAMPLING=plan.resampling.upper())
+        with rasterio.Env(GDAL_NUM_THREADS="1"), rasterio.open(product.gdal_path(plan.raster.path)) as src:
+            rasterio.shutil.copy(src, out / plan.filename, **options)
+    return time.perf_counter() - start
+
+
+def timed_ingest(zip_path: Path, catalog: Path, workers: int) -> float:
+    shutil.rmtree(catalog, ignore_errors=True)
+    start = time.perf_counter()
+    report = ingest([zip_path], catalog, workers=workers)
+    elapsed = time.perf_counter() - start
+    if not report.ok or not report.added:
+        sys.exit(f"ingest failed: {report}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=10980, help="R1 pixels per side (10980 = full size)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--keep", type=Path, default=None, help="folder to cache the synthetic product in")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    cache = args.keep or work
+    try:
+        spec = plan_series("31TCJ", 51, date(2019, 6, 1), date(2019, 6, 10), seed=1)[0]
+        options = SynthOptions(size=args.size, seed=1)
+        zip_path = cache / f"{spec.product_id(options)}.zip"
+        if not zip_path.exists():
+            print(f"writing a {args.size} px synthetic product …", flush=True)
+            zip_path = write_product(spec, cache, options)
+        product = read_product(zip_path)
+        n_cogs = len(plan_assets(product))
+        print(f"product: {product.id}, {n_cogs} COGs, {zip_path.stat().st_size / 1e6:.0f} MB zip")
+
+        baseline = gdal_cog_baseline(product, work / "gdal")
+        one = timed_ingest(zip_path, work / "cat1", 1)
+        many = timed_ingest(zip_path, work / "catN", args.workers)
+        speedup = one / many
+        print(f"GDAL COG driver, serial      : {baseline:8.1f} s (baseline)")
+        print(f"fullmaja-stac ingest, 1 core : {one:8.1f} s  ratio to baseline {one / baseline:5.2f}x (goal <= 1.0)")
+        print(f"fullmaja-stac ingest, {args.workers} cores: {many:8.1f} s  speed-up {speedup:4.2f}x, "
+              f"parallel efficiency {speedup / args.workers:4.2f} (goal >= 0.8)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

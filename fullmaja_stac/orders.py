@@ -1,0 +1,262 @@
+"""Jobs end to end: submit, adopt old log files, refresh, judge health, resubmit, download.
+
+Library functions used by the CLI and the demo alike; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+from fullmaja_stac.config import DOWNLOAD_CONCURRENCY, FIRST_PRODUCT_S, PER_DATE_S
+from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.jobs import FileRecord, Job, JobStore, utcnow
+from fullmaja_stac.maja.orbits import passes
+from fullmaja_stac.peps.auth import Credentials
+from fullmaja_stac.peps.client import PepsClient, make_session
+from fullmaja_stac.peps.download import DownloadError, download, file_digests
+from fullmaja_stac.tiles import tile_grid
+from fullmaja_stac.peps.wps import (
+    ACCEPTED, CANCELED, ERROR, FINISHED, PENDING, TERMINAL, MajaRequest, PepsError, parse_execute_response,
+)
+
+PROVIDER = "peps"
+REPORT_PREFIX = "fullmaja-download-"
+DATE_IN_NAME = re.compile(r"_(\d{8})-\d{6}")
+STALL_FACTOR = 3  # no progress for 3 dates' worth of time: stalled
+LATE_MARGIN = timedelta(hours=6)
+LONG_QUEUE = timedelta(days=2)
+
+
+# -------------------------------------------------------------------------------- submit
+
+
+def submit(store: JobStore, client: PepsClient, request: MajaRequest, log_file: Path | None = None,
+           resubmitted_from: int | None = None) -> Job:
+    answer, raw = client.submit(request)
+    if log_file is not None:
+        log_file.write_bytes(raw)  # verbatim, as full_maja_process.py -g/-l writes it
+    return store.add_job(PROVIDER, client.base_url, answer.job_id, answer.status_location, request.as_dict(), ACCEPTED,
+                         resubmitted_from=resubmitted_from, log_file=str(log_file) if log_file else None)
+
+
+def import_log(store: JobStore, path: Path) -> Job:
+    """Adopt a job started with full_maja_process.py from the log file it saved."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FullMajaError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        answer = parse_execute_response(data, str(path))
+    except PepsError as exc:
+        raise FullMajaError(f"{path}: not a FULL_MAJA log file ({exc})") from None
+    if not answer.status_location or not answer.job_id:
+        raise FullMajaError(f"{path}: no statusLocation with a pywps-<id>.xml job id in this log file")
+    parts = urlparse(answer.status_location)
+    base_url = f"{parts.scheme}://{parts.netloc}"
+    return store.add_job(PROVIDER, base_url, answer.job_id, answer.status_location, None, ACCEPTED, log_file=str(path))
+
+
+def resubmit(store: JobStore, client: PepsClient, job: Job) -> Job:
+    if not (job.tile and job.start_date and job.end_date):
+        raise FullMajaError(f"job {job.id} was imported from a log file without its parameters; use `fullmaja-stac request`")
+    request = MajaRequest(job.tile, job.orbit, date.fromisoformat(job.start_date), date.fromisoformat(job.end_date))
+    return submit(store, client, request, resubmitted_from=job.id)
+
+
+# -------------------------------------------------------------------------------- status
+
+
+def refresh(store: JobStore, client: PepsClient, job: Job) -> Job:
+    if job.state in TERMINAL and job.checked_at:
+        return job  # finished, failed or canceled: nothing will change on the server
+    if not job.status_url or not job.remote_id:
+        raise FullMajaError(f"job {job.id} has no status URL")
+    status, json_url = client.refresh(job.status_url, job.remote_id, job.json_url)
+    return store.record_status(job.id, status.state, status.progress, status.message, status.logs, status.results,
+                               status.unprocessed, json_url)
+
+
+def expected_dates(job: Job) -> int | None:
+    if not (job.tile and job.start_date and job.end_date):
+        return None
+    if job.orbit is None:
+        return None
+    latitude = tile_grid(job.tile).center_lonlat()[1]
+    return len(passes(job.orbit, date.fromisoformat(job.start_date), date.fromisoformat(job.end_date), latitude))
+
+
+@dataclass
+class Health:
+    flag: str  # queued, waiting-long, running, stalled, finished, failed, submitted
+    expected_end: datetime | None
+    since_progress: timedelta | None
+    advice: str = ""
+
+
+def health(job: Job, now: datetime | None = None) -> Health:
+    """Is the job alive? Judged against PEPS's timing: ≈ 1 h, then ≈ 25 min per date."""
+    now = now or utcnow()
+    dates = expected_dates(job)
+    duration = timedelta(seconds=FIRST_PRODUCT_S + PER_DATE_S * max(0, (dates or 1) - 1))
+    expected_end = (job.started_at + duration) if job.started_at else None
+    since = now - job.progress_changed_at if job.progress_changed_at else None
+    if job.state == FINISHED:
+        return Health("finished", expected_end, since, f"`fullmaja-stac download {job.id} --out DIR` fetches the products")
+    if job.state in (ERROR, CANCELED):
+        logs = f"; server log: {job.logs[0]}" if job.logs else ""
+        return Health("failed", expected_end, since, f"{job.state}: {job.message or 'no message'}{logs}")
+    if job.state in (PENDING, ACCEPTED):
+        age = now - job.submitted_at
+        if age > LONG_QUEUE:
+            return Health("waiting-long", None, since, f"queued for {_human(age)}: PEPS runs at most 10 FULL_MAJA jobs "
+                          f"for all users; keep waiting, or `fullmaja-stac resubmit {job.id}` if it never starts")
+        return Health("queued" if job.state == PENDING else "submitted", None, since)
+    stall_limit = timedelta(seconds=STALL_FACTOR * PER_DATE_S)
+    if since is not None and since > stall_limit:
+        return Health("stalled", expected_end, since,
+                      f"progress has not moved for {_human(since)} (a date takes ~25 min): the job is probably dead; "
+                      f"`fullmaja-stac resubmit {job.id}` sends it again, `fullmaja-stac forget {job.id}` drops it")
+    if expected_end is not None and now > expected_end + max(LATE_MARGIN, duration):
+        return Health("stalled", expected_end, since,
+                      f"running {_human(now - expected_end)} past its expected end: "
+                      f"`fullmaja-stac resubmit {job.id}` sends it again")
+    return Health("running", expected_end, since)
+
+
+def _human(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes:02d}"
+    return f"{hours // 24} days"
+
+
+# ------------------------------------------------------------------------------ download
+
+
+class DownloadObserver(Protocol):
+    def file_started(self, name: str, total: int | None) -> None: ...
+    def file_progress(self, name: str, nbytes: int, total: int | None) -> None: ...
+    def file_done(self, name: str, outcome: str) -> None: ...
+
+
+class _Quiet:
+    def file_started(self, name: str, total: int | None) -> None:
+        pass
+
+    def file_progress(self, name: str, nbytes: int, total: int | None) -> None:
+        pass
+
+    def file_done(self, name: str, outcome: str) -> None:
+        pass
+
+
+@dataclass
+class DateReport:
+    date: str | None
+    name: str
+    status: str  # downloaded, already there, too cloudy, failed
+    size: int | None = None
+    sha256: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class DownloadReport:
+    job: int
+    remote_id: str | None
+    request: dict
+    unprocessed: int
+    dates: list[DateReport] = field(default_factory=list)
+    report_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(d.status != "failed" for d in self.dates)
+
+    def count(self, status: str) -> int:
+        return sum(1 for d in self.dates if d.status == status)
+
+
+def _date_of(name: str) -> str | None:
+    m = DATE_IN_NAME.search(name)
+    return f"{m.group(1)[:4]}-{m.group(1)[4:6]}-{m.group(1)[6:]}" if m else None
+
+
+def download_job(store: JobStore, credentials: Credentials | None, job: Job, out: Path,
+                 observer: DownloadObserver | None = None, concurrency: int = DOWNLOAD_CONCURRENCY) -> DownloadReport:
+    """Fetch every result of a finished job into ``out``; write the per-date report there."""
+    observer = observer or _Quiet()
+    if job.state != FINISHED:
+        raise FullMajaError(f"job {job.id} is {job.state}, not FINISHED; `fullmaja-stac status {job.id}` tells more")
+    out.mkdir(parents=True, exist_ok=True)
+    known = store.files(job.id)
+    report = DownloadReport(job.id, job.remote_id, job.request, job.unprocessed)
+    todo: list[tuple[str, str]] = []
+    for url in job.results:
+        name = url.rstrip("/").rsplit("/", 1)[-1]
+        if "NOVALD" in name:
+            report.dates.append(DateReport(_date_of(name), name, "too cloudy"))
+            continue
+        record = known.get(name)
+        target = out / name
+        if record and target.exists() and target.stat().st_size == record.size and file_digests(target)[0] == record.sha256:
+            report.dates.append(DateReport(_date_of(name), name, "already there", record.size, record.sha256))
+            observer.file_done(name, "already there")
+            continue
+        todo.append((name, url))
+
+    def fetch(name: str, url: str) -> DateReport:
+        session = make_session(credentials)
+        started = False
+
+        def on_bytes(n: int, total: int | None) -> None:
+            nonlocal started
+            if not started:
+                observer.file_started(name, total)
+                started = True
+            observer.file_progress(name, n, total)
+
+        try:
+            got = download(session, url, out / name, on_bytes=on_bytes)
+        except DownloadError as exc:
+            observer.file_done(name, "failed")
+            return DateReport(_date_of(name), name, "failed", error=str(exc))
+        store.add_file(FileRecord(job.id, name, url, str(got.path), got.size, got.sha256, got.md5, utcnow()))
+        observer.file_done(name, "downloaded")
+        return DateReport(_date_of(name), name, "downloaded", got.size, got.sha256)
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        futures = [pool.submit(fetch, name, url) for name, url in todo]
+        for future in as_completed(futures):
+            report.dates.append(future.result())
+    report.dates.sort(key=lambda d: (d.date or "", d.name))
+    report.report_path = _write_report(out, job, report)
+    return report
+
+
+def _write_report(out: Path, job: Job, report: DownloadReport) -> Path:
+    from fullmaja_stac.stac.catalog import write_json
+
+    doc = {
+        "provider": job.provider,
+        "job_id": job.remote_id,
+        "local_job": job.id,
+        "request": job.request,
+        "unprocessed": report.unprocessed,
+        "dates": [asdict(d) for d in report.dates],
+        "files": [{"name": d.name, "url": u, "remote_id": job.remote_id}
+                  for d in report.dates for u in job.results if u.endswith("/" + d.name) and d.status != "too cloudy"],
+    }
+    path = out / f"{REPORT_PREFIX}{job.provider}-{job.remote_id or job.id}.json"
+    write_json(path, doc)
+    return path

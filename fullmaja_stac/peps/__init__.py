@@ -1,0 +1,1 @@
+"""PEPS FULL_MAJA: credentials, the WPS protocol, downloads and a local emulator."""

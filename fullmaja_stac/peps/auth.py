@@ -1,0 +1,71 @@
+"""PEPS credentials: the reference scripts' password file, environment variables, ~/.netrc.
+
+The password never reaches a log, an error message or a repr.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import stat
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from fullmaja_stac.config import ENV_AUTH_FILE, ENV_EMAIL, ENV_PASSWORD
+from fullmaja_stac.errors import FullMajaError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    email: str
+    password: str = field(repr=False)
+    source: str = ""
+
+    def as_auth(self) -> tuple[str, str]:
+        return (self.email, self.password)
+
+
+def read_password_file(path: Path) -> Credentials:
+    """First line ``email password`` (one space), as ``full_maja_process.py -a peps.txt``."""
+    try:
+        mode = path.stat().st_mode
+        first = path.read_text(encoding="utf-8").splitlines()[0].strip() if path.stat().st_size else ""
+    except FileNotFoundError:
+        raise FullMajaError(f"{path}: password file not found") from None
+    except OSError as exc:
+        raise FullMajaError(f"{path}: cannot read the password file ({exc.strerror})") from None
+    parts = first.split()
+    if len(parts) != 2:
+        raise FullMajaError(f"{path}: the first line must be 'email password' separated by one space")
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warnings.warn(f"{path} is readable by other users; run: chmod 600 {path}", stacklevel=2)
+    return Credentials(parts[0], parts[1], f"password file {path}")
+
+
+def find_credentials(base_url: str, password_file: Path | None = None) -> Credentials | None:
+    """Password file (flag or env), then PEPS_EMAIL/PEPS_PASSWORD, then ~/.netrc for the host."""
+    file = password_file or (Path(os.environ[ENV_AUTH_FILE]) if os.environ.get(ENV_AUTH_FILE) else None)
+    if file is not None:
+        return read_password_file(Path(file))
+    if os.environ.get(ENV_EMAIL) and os.environ.get(ENV_PASSWORD):
+        return Credentials(os.environ[ENV_EMAIL], os.environ[ENV_PASSWORD], "environment")
+    host = urlparse(base_url).hostname or ""
+    try:
+        entry = netrc.netrc().authenticators(host)
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        entry = None
+    if entry and entry[0] and entry[2]:
+        return Credentials(entry[0], entry[2], f"~/.netrc ({host})")
+    return None
+
+
+def require_credentials(base_url: str, password_file: Path | None = None) -> Credentials:
+    creds = find_credentials(base_url, password_file)
+    if creds is None:
+        raise FullMajaError(
+            f"no PEPS credentials for {base_url}: pass --auth FILE ('email password' on one line), "
+            f"set {ENV_EMAIL} and {ENV_PASSWORD}, or add a ~/.netrc entry for its host"
+        )
+    return creds

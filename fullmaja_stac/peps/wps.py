@@ -1,0 +1,179 @@
+"""The FULL_MAJA WPS protocol: build requests, parse ExecuteResponse XML and status JSON.
+
+Documents are parsed as XML (defusedxml, DTDs refused), not sliced line by line like the
+reference scripts; the emulator keeps the line layout those scripts depend on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from datetime import date
+
+import defusedxml
+import defusedxml.ElementTree as SafeET
+
+from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.tiles import normalize_tile
+
+WPS_NS = "http://www.opengis.net/wps/1.0.0"
+OWS_NS = "http://www.opengis.net/ows/1.1"
+XLINK_NS = "http://www.w3.org/1999/xlink"
+EARLIEST = date(2016, 4, 1)
+MIN_DAYS, MAX_DAYS = 55, 366
+JOB_ID = re.compile(r"pywps-(\d+)\.xml")
+
+# job_status values of the PROCESSING_STATUS JSON; STALLED is PEPS's name for "running".
+PENDING, RUNNING, FINISHED, ERROR, CANCELED = "PENDING", "STALLED", "FINISHED", "ERROR", "CANCELED"
+ACCEPTED = "ACCEPTED"  # submitted, no status JSON yet
+TERMINAL = {FINISHED, ERROR, CANCELED}
+
+
+class PepsError(FullMajaError):
+    """The service answered with an error (HTTP status, resto JSON error, WPS exception)."""
+
+
+@dataclass(frozen=True)
+class MajaRequest:
+    tile: str  # "36TWQ"
+    orbit: int | None
+    start: date
+    end: date
+
+    def datainputs(self) -> str:
+        parts = [f"startDate={self.start:%Y-%m-%d}", f"completionDate={self.end:%Y-%m-%d}", f"tileid={self.tile}"]
+        if self.orbit is not None:
+            parts.append(f"relativeOrbitNumber={self.orbit}")
+        return ";".join(parts)
+
+    def as_dict(self) -> dict:
+        return {"tile": self.tile, "orbit": self.orbit, "start": f"{self.start:%Y-%m-%d}", "end": f"{self.end:%Y-%m-%d}"}
+
+
+def make_request(tile: str, orbit: int | None, start: date, end: date) -> MajaRequest:
+    """Validate like the reference client, with messages that say what to change."""
+    name = normalize_tile(tile)
+    if orbit is not None and not 1 <= orbit <= 143:
+        raise FullMajaError(f"--orbit {orbit}: a relative orbit is between 1 and 143")
+    if start < EARLIEST:
+        raise FullMajaError(f"--start {start}: FULL_MAJA only processes dates after {EARLIEST}")
+    days = (end - start).days
+    if days < MIN_DAYS or days > MAX_DAYS:
+        raise FullMajaError(
+            f"the period {start} → {end} is {days} days; FULL_MAJA takes 2 to 12 months ({MIN_DAYS} to {MAX_DAYS} days)"
+        )
+    return MajaRequest(name, orbit, start, end)
+
+
+def execute_params(request: MajaRequest) -> dict[str, str]:
+    return {
+        "request": "execute", "service": "WPS", "version": "1.0.0", "identifier": "FULL_MAJA",
+        "datainputs": request.datainputs(), "status": "true", "storeExecuteResponse": "true",
+    }
+
+
+def processing_status_params(job_id: str) -> dict[str, str]:
+    return {
+        "request": "execute", "service": "WPS", "version": "1.0.0", "identifier": "PROCESSING_STATUS",
+        "datainputs": f"wps_id={job_id}", "status": "false", "storeExecuteResponse": "false",
+    }
+
+
+@dataclass(frozen=True)
+class ExecuteResponse:
+    status_location: str | None
+    job_id: str | None
+    wps_state: str  # accepted, started, paused, succeeded, failed
+    percent: int | None
+    message: str
+    json_url: str | None
+
+
+def parse_execute_response(data: bytes, source: str = "PEPS") -> ExecuteResponse:
+    try:
+        root = SafeET.fromstring(data, forbid_dtd=True)
+    except (ET.ParseError, defusedxml.DefusedXmlException) as exc:
+        snippet = data[:120].decode("utf-8", "replace").strip()
+        raise PepsError(f"{source}: the answer is not a WPS document ({exc}): {snippet!r}") from None
+    if root.tag.endswith("ExceptionReport"):
+        text = " ".join(t.text.strip() for t in root.iter(f"{{{OWS_NS}}}ExceptionText") if t.text)
+        raise PepsError(f"{source}: WPS exception: {text or 'no message'}")
+    if root.tag != f"{{{WPS_NS}}}ExecuteResponse":
+        raise PepsError(f"{source}: expected a wps:ExecuteResponse, got <{root.tag}>")
+    location = root.get("statusLocation")
+    m = JOB_ID.search(location or "")
+    state, percent, message = "accepted", None, ""
+    status = root.find(f"{{{WPS_NS}}}Status")
+    if status is not None:
+        for child in status:
+            tag = child.tag.split("}", 1)[-1]
+            message = (child.text or "").strip()
+            if tag == "ProcessAccepted":
+                state = "accepted"
+            elif tag in ("ProcessStarted", "ProcessPaused"):
+                state = "started" if tag == "ProcessStarted" else "paused"
+                value = child.get("percentCompleted")
+                percent = int(value) if value and value.isdigit() else None
+            elif tag == "ProcessSucceeded":
+                state = "succeeded"
+            elif tag == "ProcessFailed":
+                state = "failed"
+                texts = [t.text.strip() for t in child.iter(f"{{{OWS_NS}}}ExceptionText") if t.text]
+                message = "; ".join(texts) or message
+    json_url = None
+    for ref in root.iter(f"{{{WPS_NS}}}Reference"):
+        href = ref.get("href") or ref.get(f"{{{XLINK_NS}}}href")
+        if href and href.split("?", 1)[0].endswith(".json"):
+            json_url = href
+    return ExecuteResponse(location, m.group(1) if m else None, state, percent, message, json_url)
+
+
+@dataclass
+class JobStatus:
+    state: str
+    progress: float | None = None
+    results: list[str] = field(default_factory=list)
+    unprocessed: int = 0
+    logs: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+def parse_status_json(data: bytes, source: str = "PEPS") -> JobStatus:
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        snippet = data[:120].decode("utf-8", "replace").strip()
+        raise PepsError(f"{source}: the job status is not JSON: {snippet!r}") from None
+    if isinstance(doc, dict) and ("ErrorCode" in doc or "ErrorMessage" in doc):
+        raise PepsError(f"{source}: {doc.get('ErrorMessage') or 'error'} (code {doc.get('ErrorCode')})")
+    info = doc.get("USER_INFO") if isinstance(doc, dict) else None
+    if not isinstance(info, dict) or "job_status" not in info:
+        raise PepsError(f"{source}: the job status JSON has no USER_INFO.job_status")
+    progress = info.get("process")
+    try:
+        value = float(str(progress).strip().rstrip("%")) if progress not in (None, "") else None
+    except ValueError:
+        value = None
+    return JobStatus(
+        state=str(info["job_status"]).upper(),
+        progress=value,
+        results=[str(u) for u in info.get("results") or []],
+        unprocessed=int(info.get("unprocessed") or 0),
+        logs=[str(u) for u in info.get("logs") or []],
+        message=str(info.get("message") or ""),
+    )
+
+
+def error_message(status_code: int, body: bytes, url: str) -> str:
+    """One line for an HTTP error from PEPS: resto JSON, WPS exception or the status."""
+    if status_code == 401:
+        return "PEPS refused the credentials (401): check the email and password"
+    try:
+        doc = json.loads(body)
+        if isinstance(doc, dict) and ("ErrorMessage" in doc or "ErrorCode" in doc):
+            return f"PEPS error {doc.get('ErrorCode', status_code)}: {doc.get('ErrorMessage', '')} ({url})"
+    except (ValueError, UnicodeDecodeError):
+        pass
+    return f"PEPS answered HTTP {status_code} for {url}"

@@ -1,0 +1,306 @@
+"""PEPS FULL_MAJA: the emulator as a real HTTP server on loopback, our client, store, downloads."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import warnings
+import zipfile
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.jobs import JobStore, utcnow
+from fullmaja_stac.orders import download_job, health, import_log, refresh, resubmit, submit
+from fullmaja_stac.peps.auth import Credentials, find_credentials, read_password_file
+from fullmaja_stac.peps.client import PepsClient, make_session
+from fullmaja_stac.peps.download import DownloadError, download
+from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
+from fullmaja_stac.peps.wps import MajaRequest, PepsError, make_request
+
+CREDS = Credentials(*DEMO_USER)
+REQUEST = MajaRequest("36TWQ", 64, date(2019, 3, 1), date(2019, 6, 1))
+HOUR = 3600
+
+
+@pytest.fixture()
+def emu():
+    with PepsEmulator(speed=0, size=48) as server:  # frozen clock: tests advance it
+        yield server
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return JobStore(tmp_path / "state")
+
+
+def _finish(emu, store, client, job):
+    emu.clock.advance(200 * HOUR)
+    return refresh(store, client, job)
+
+
+def test_request_status_download_report_for_a_three_month_series(emu, store, tmp_path):
+    client = PepsClient(emu.url, CREDS)
+    # Ten jobs fill the queue; ours is the eleventh and waits.
+    for _ in range(10):
+        refresh(store, client, submit(store, client, REQUEST))
+    job = submit(store, client, REQUEST, log_file=tmp_path / "job.log")
+    assert (tmp_path / "job.log").read_bytes().startswith(b"<?xml")
+    job = refresh(store, client, job)
+    assert job.state == "PENDING" and health(job).flag == "queued"
+
+    emu.clock.advance(3 * HOUR)  # the first ten are still running (1 h + 25 min x 18 dates = 8.5 h)
+    assert refresh(store, client, job).state == "PENDING"
+    emu.clock.advance(6 * HOUR)  # they finish; ours starts
+    job = refresh(store, client, job)
+    assert job.state == "STALLED" and job.progress < 10 and health(job).flag == "running"
+    emu.clock.advance(2 * HOUR)
+    job = refresh(store, client, job)
+    assert job.state == "STALLED" and 0 < job.progress < 100
+
+    job = _finish(emu, store, client, job)
+    assert job.state == "FINISHED"
+    products = [u for u in job.results if "NOVALD" not in u]
+    cloudy = [u for u in job.results if "NOVALD" in u]
+    assert len(job.results) + job.unprocessed == 19  # every 5 days over three months
+    report = download_job(store, CREDS, job, tmp_path / "products")
+    assert report.ok and report.count("downloaded") == len(products) and report.count("too cloudy") == len(cloudy)
+    doc = json.loads(report.report_path.read_text())
+    assert doc["job_id"] == job.remote_id and doc["unprocessed"] == job.unprocessed
+    assert {d["status"] for d in doc["dates"]} == {"downloaded", "too cloudy"}
+    for url in products:
+        name = url.rsplit("/", 1)[-1]
+        with zipfile.ZipFile(tmp_path / "products" / name) as zf:
+            assert zf.testzip() is None
+    assert not list((tmp_path / "products").glob("*.part"))
+    # A second download skips by size and checksum; a damaged file is fetched again.
+    victim = tmp_path / "products" / products[0].rsplit("/", 1)[-1]
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    again = download_job(store, CREDS, job, tmp_path / "products")
+    assert again.count("already there") == len(products) - 1 and again.count("downloaded") == 1
+    with zipfile.ZipFile(victim) as zf:
+        assert zf.testzip() is None
+
+
+@pytest.mark.parametrize("fault", ["drop", "truncate", "500", "429", "html"])
+def test_downloads_complete_and_verified_despite_faults(tmp_path, store, fault):
+    with PepsEmulator(speed=0, size=48, faults={fault}) as emu:
+        client = PepsClient(emu.url, CREDS)
+        job = _finish(emu, store, client, submit(store, client, REQUEST))
+        report = download_job(store, CREDS, job, tmp_path / "out")
+        assert report.ok, report.dates
+        for d in report.dates:
+            if d.status == "downloaded":
+                served = next(p for p in emu.data_dir.rglob(d.name))
+                assert (tmp_path / "out" / d.name).read_bytes() == served.read_bytes()
+
+
+def test_resumed_download_sends_range_and_ends_byte_identical(emu, store, tmp_path):
+    client = PepsClient(emu.url, CREDS)
+    job = _finish(emu, store, client, submit(store, client, REQUEST))
+    url = next(u for u in job.results if "NOVALD" not in u)
+    name = url.rsplit("/", 1)[-1]
+    emu.ensure_products(emu.jobs[job.remote_id])
+    served = emu.jobs[job.remote_id].files[name].read_bytes()
+    part = tmp_path / f"{name}.part"
+    part.write_bytes(served[: len(served) // 3])  # what a cut transfer left
+    got = download(make_session(CREDS), url, tmp_path / name)
+    assert got.resumed_from == len(served) // 3
+    ranges = [h.get("Range") for m, p, h in emu.requests if p.endswith(name)]
+    assert ranges[-1] == f"bytes={len(served) // 3}-"
+    assert (tmp_path / name).read_bytes() == served and not part.exists()
+
+
+@pytest.mark.parametrize("fault", ["html", "truncate"])
+def test_bad_bodies_never_land_as_products(tmp_path, store, fault):
+    with PepsEmulator(speed=0, size=48, faults={fault}) as emu:
+        client = PepsClient(emu.url, CREDS)
+        job = _finish(emu, store, client, submit(store, client, REQUEST))
+        url = next(u for u in job.results if "NOVALD" not in u)
+        target = tmp_path / url.rsplit("/", 1)[-1]
+        with pytest.raises(DownloadError, match="gave up after 2 attempts"):
+            download(make_session(CREDS), url, target, attempts=2, wait_max=0.1)
+        assert not target.exists()
+
+
+def test_corrupt_zip_is_refused_and_fetched_again(tmp_path, emu, store):
+    client = PepsClient(emu.url, CREDS)
+    job = _finish(emu, store, client, submit(store, client, REQUEST))
+    url = next(u for u in job.results if "NOVALD" not in u)
+    name = url.rsplit("/", 1)[-1]
+    emu.ensure_products(emu.jobs[job.remote_id])
+    good = emu.jobs[job.remote_id].files[name].read_bytes()
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0xFF  # flip one byte inside a member: CRC error
+    (tmp_path / f"{name}.part").write_bytes(bytes(data))  # a complete but corrupt .part
+    got = download(make_session(CREDS), url, tmp_path / name)
+    assert got.path.read_bytes() == good
+
+
+def test_stuck_job_is_flagged_stalled(tmp_path, store):
+    with PepsEmulator(speed=0, size=48, faults={"stuck"}) as emu:
+        client = PepsClient(emu.url, CREDS)
+        job = submit(store, client, REQUEST)
+        for _ in range(4):
+            emu.clock.advance(3 * HOUR)
+            job = refresh(store, client, job)
+        assert job.state == "STALLED" and job.progress == 40
+        assert health(job).flag == "running"  # it has not been long in real time yet
+        verdict = health(job, now=utcnow() + timedelta(hours=3))
+        assert verdict.flag == "stalled" and "resubmit" in verdict.advice
+
+
+def test_running_far_past_expected_end_is_stalled(emu, store):
+    client = PepsClient(emu.url, CREDS)
+    job = refresh(store, client, submit(store, client, REQUEST))
+    later = utcnow() + timedelta(days=3)
+    store.record_status(job.id, "STALLED", 50.0, "Process started", [], [], 0, at=later - timedelta(minutes=5))
+    assert health(store.get(job.id), now=later).flag == "stalled"
+
+
+@pytest.mark.parametrize("fault, state, words", [("error", "ERROR", "MAJA failed"), ("canceled", "CANCELED", "no DEM")])
+def test_failed_jobs_show_message_and_log(store, fault, state, words):
+    with PepsEmulator(speed=0, size=48, faults={fault}) as emu:
+        client = PepsClient(emu.url, CREDS)
+        job = _finish(emu, store, client, submit(store, client, REQUEST))
+        assert job.state == state and words in job.message and job.logs
+        verdict = health(job)
+        assert verdict.flag == "failed" and words in verdict.advice and job.logs[0] in verdict.advice
+
+
+def test_submit_500_is_a_clear_error_and_stores_nothing(store):
+    with PepsEmulator(speed=0, faults={"submit500"}) as emu:
+        with pytest.raises(PepsError, match="HTTP 500"):
+            submit(store, PepsClient(emu.url, CREDS), REQUEST)
+    assert store.all() == []
+
+
+def test_bad_credentials_give_one_clear_line(emu, tmp_path):
+    env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(tmp_path / "state"), "PEPS_EMAIL": "me@example.org",
+           "PEPS_PASSWORD": "wrong-secret"}
+    run = subprocess.run([sys.executable, "-m", "fullmaja_stac.cli", "request", "--tile", "36TWQ", "--orbit", "64",
+                          "--start", "2019-03-01", "--end", "2019-06-01", "--peps-url", emu.url],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "refused the credentials (401)" in run.stderr
+    assert "wrong-secret" not in run.stderr + run.stdout
+
+
+@pytest.mark.parametrize("tile, orbit, start, end, words", [
+    ("36TWQX9", 64, "2019-03-01", "2019-06-01", "not a Sentinel-2 tile"),
+    ("36TWQ", 150, "2019-03-01", "2019-06-01", "between 1 and 143"),
+    ("36TWQ", 64, "2019-03-01", "2019-03-20", "2 to 12 months"),
+    ("36TWQ", 64, "2019-03-01", "2020-06-01", "2 to 12 months"),
+    ("36TWQ", 64, "2015-12-01", "2016-03-01", "after 2016-04-01"),
+])
+def test_request_validation_like_the_reference(tile, orbit, start, end, words):
+    with pytest.raises(FullMajaError, match=words):
+        make_request(tile, orbit, date.fromisoformat(start), date.fromisoformat(end))
+
+
+def test_reference_line_parsing_holds_on_emulator_documents(emu, store, tmp_path):
+    """The extraction full_maja_process.py / full_maja_download.py do, line by line."""
+    client = PepsClient(emu.url, CREDS)
+    job = submit(store, client, REQUEST, log_file=tmp_path / "log.xml")
+    status_url = None
+    for line in (tmp_path / "log.xml").read_text().splitlines():
+        if line.startswith("<wps:ExecuteResponse"):
+            status_url = line.split('statusLocation="')[1].split('">')[0]
+    assert status_url == job.status_url
+    wps_id = status_url.split("pywps-")[1].split(".xml")[0]
+    assert wps_id == job.remote_id and wps_id.isdigit()
+
+    session = make_session(CREDS)
+    emu.clock.advance(HOUR)
+    json_url = None
+    for line in session.get(status_url).text.splitlines():
+        if "wps:Reference href" in line:
+            json_url = line.split('href="')[1].split('"')[0]
+    assert json_url and json_url.endswith(".json")
+    info = session.get(json_url).json()["USER_INFO"]
+    assert info["job_status"] == "STALLED" and info["process"].endswith("%")
+
+
+def test_reference_logs_list_on_error(store):
+    with PepsEmulator(speed=0, faults={"error"}) as emu:
+        client = PepsClient(emu.url, CREDS)
+        job = _finish(emu, store, client, submit(store, client, REQUEST))
+        info = make_session(CREDS).get(job.json_url).json()["USER_INFO"]
+        assert info["job_status"] == "ERROR" and info["logs"]
+
+
+def test_import_log_resubmit_and_forget(emu, store, tmp_path):
+    client = PepsClient(emu.url, CREDS)
+    client.submit  # noqa: B018 - the old script submitted it; we only have its log
+    answer, raw = client.submit(REQUEST)
+    (tmp_path / "old.log").write_bytes(raw)
+    adopted = import_log(store, tmp_path / "old.log")
+    assert adopted.remote_id == answer.job_id and adopted.base_url == emu.url
+    assert refresh(store, client, adopted).state == "STALLED"
+    with pytest.raises(FullMajaError, match="without its parameters"):
+        resubmit(store, client, adopted)
+
+    job = submit(store, client, REQUEST)
+    again = resubmit(store, client, job)
+    assert again.resubmitted_from == job.id and again.remote_id != job.remote_id
+    store.forget(job.id)
+    assert store.get(again.id).resubmitted_from is None
+    with pytest.raises(FullMajaError, match="no job"):
+        store.get(job.id)
+    with pytest.raises(FullMajaError, match="not a FULL_MAJA log file"):
+        (tmp_path / "junk.log").write_text("hello")
+        import_log(store, tmp_path / "junk.log")
+
+
+def _writer(folder: str, n: int) -> None:
+    s = JobStore(Path(folder))
+    for i in range(n):
+        job = s.add_job("peps", "http://x", f"{os.getpid()}-{i}", None, {"tile": "31TCJ"}, "ACCEPTED")
+        s.record_status(job.id, "STALLED", float(i), "", [], [], 0)
+
+
+def test_two_processes_write_the_store_at_once(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path / "state"), 40)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    jobs = JobStore(tmp_path / "state").all()
+    assert len(jobs) == 80 and all(j.progress == 39.0 for j in jobs if j.remote_id.endswith("-39"))
+
+
+def test_password_file_netrc_and_environment(tmp_path, monkeypatch):
+    secret = tmp_path / "peps.txt"
+    secret.write_text("me@example.org s3cr3t\n")
+    secret.chmod(0o600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        creds = read_password_file(secret)
+    assert creds.as_auth() == ("me@example.org", "s3cr3t") and "s3cr3t" not in repr(creds)
+    secret.chmod(0o644)
+    with pytest.warns(UserWarning, match="chmod 600"):
+        read_password_file(secret)
+    (tmp_path / "bad.txt").write_text("just-an-email\n")
+    with pytest.raises(FullMajaError, match="email password"):
+        read_password_file(tmp_path / "bad.txt")
+
+    monkeypatch.delenv("FULLMAJA_STAC_PEPS_AUTH", raising=False)
+    monkeypatch.setenv("PEPS_EMAIL", "env@example.org")
+    monkeypatch.setenv("PEPS_PASSWORD", "envpw")
+    assert find_credentials("https://peps.cnes.fr").email == "env@example.org"
+    monkeypatch.delenv("PEPS_EMAIL")
+    monkeypatch.delenv("PEPS_PASSWORD")
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine peps.cnes.fr login net@example.org password netpw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert find_credentials("https://peps.cnes.fr").as_auth() == ("net@example.org", "netpw")
+    assert find_credentials("https://elsewhere.example") is None
