@@ -393,6 +393,73 @@ def emulator(
             console.print("stopped")
 
 
+# ----------------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    tile: str = typer.Option("36TWQ", help="Sentinel-2 tile."),
+    orbit: int = typer.Option(64, help="Relative orbit."),
+    start: datetime = typer.Option("2019-03-01", formats=DATE_FORMATS, help="First day."),
+    end: datetime = typer.Option("2019-06-01", formats=DATE_FORMATS, help="Last day (2 to 12 months later)."),
+    size: int = typer.Option(240, help="R1 pixels of each product (10980 = full size; slow)."),
+    catalog: Path = typer.Option(Path("catalog"), "--catalog", "-c", help="Catalog folder to write."),
+    out: Path = typer.Option(Path("products"), "--out", "-o", help="Where the downloaded zips go."),
+    workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Ingest processes (default: all cores)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Job store for the demo (default: <state>/demo)."),
+) -> None:
+    """Run the whole tool against the embedded PEPS emulator: no account, no network.
+
+    Requests a FULL_MAJA time series, follows it, downloads it, ingests it into a STAC
+    catalog, validates the catalog and says how to browse it.
+    """
+    import time
+
+    from fullmaja_stac.config import state_dir as resolve_state
+    from fullmaja_stac.demo import DEMO_SPEED, order_and_download
+    from fullmaja_stac.ingest import ingest as run_ingest
+    from fullmaja_stac.progress import RichDownloadObserver, RichIngestObserver, make_progress
+    from fullmaja_stac.stac.validate import validate_catalog
+
+    folder = state_dir or resolve_state(None) / "demo"
+    console.rule("[bold]fullmaja-stac demo")
+    console.print(f"A local PEPS emulator (its clock runs {DEMO_SPEED:,.0f}x faster) takes a FULL_MAJA request for "
+                  f"tile {tile}, orbit {orbit}, {start:%Y-%m-%d} → {end:%Y-%m-%d}.")
+    last = {"state": None, "progress": None}
+
+    def on_status(store, job) -> None:
+        if (job.state, job.progress) != (last["state"], last["progress"]):
+            table, notes = _status_table(store, [job])
+            console.print(table)
+            last.update(state=job.state, progress=job.progress)
+
+    with make_progress(console, bytes_=True) as progress:
+        job, downloaded, timings = order_and_download(tile, orbit, start.date(), end.date(), size, out, folder,
+                                                      on_status=on_status,
+                                                      download_observer=RichDownloadObserver(progress))
+    _print_download_report(downloaded)
+    t0 = time.perf_counter()
+    with make_progress(console) as progress:
+        ingested = run_ingest([out], catalog, workers=workers, observer=RichIngestObserver(progress))
+    timings["ingest"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    v = validate_catalog(catalog)
+    timings["validate"] = time.perf_counter() - t0
+    _print_ingest_report(ingested, catalog)
+    console.rule("[bold]summary")
+    cloudy = [d.date for d in downloaded.dates if d.status == "too cloudy"]
+    console.print(f"job {job.id} (PEPS id {job.remote_id}): {job.state}")
+    console.print(f"dates produced: {downloaded.count('downloaded') + downloaded.count('already there')}, "
+                  f"too cloudy: {len(cloudy)} ({', '.join(c or '?' for c in cloudy)}), "
+                  f"unprocessed L1C: {downloaded.unprocessed}")
+    console.print(f"catalog: {catalog.resolve()} - {len(ingested.added) + len(ingested.unchanged)} items, "
+                  f"{'[green]valid[/]' if v.ok else '[red]INVALID[/]'} ({v.checked} objects)")
+    console.print("timings: " + ", ".join(f"{k} {t:.1f} s" for k, t in timings.items()))
+    console.print(f"browse it: [bold]fullmaja-stac serve {catalog} --browser[/]")
+    if not (v.ok and ingested.ok and downloaded.ok):
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console-script entry point alias
     app()
 

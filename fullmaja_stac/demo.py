@@ -1,0 +1,77 @@
+"""The whole path in one call, against the embedded PEPS emulator: request → status →
+download → ingest → validate. It uses the same library functions as the public commands;
+only the server is local and its clock runs fast.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Callable
+
+from fullmaja_stac.ingest import IngestReport, ingest
+from fullmaja_stac.jobs import Job, JobStore
+from fullmaja_stac.orders import DownloadObserver, DownloadReport, download_job, refresh, submit
+from fullmaja_stac.peps.auth import Credentials
+from fullmaja_stac.peps.client import PepsClient
+from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
+from fullmaja_stac.peps.wps import TERMINAL, make_request
+from fullmaja_stac.stac.validate import ValidationResult, validate_catalog
+
+DEMO_SPEED = 20_000.0  # emulated seconds per real second: a 3-month job takes ~2 s
+
+
+@dataclass
+class DemoResult:
+    job: Job
+    download: DownloadReport
+    ingest: IngestReport
+    validation: ValidationResult
+    catalog: Path
+    products: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def order_and_download(
+    tile: str, orbit: int, start: date, end: date, size: int, products: Path, state_dir: Path,
+    on_status: Callable[[JobStore, Job], None] = lambda store, job: None,
+    download_observer: DownloadObserver | None = None,
+    poll_s: float = 0.5,
+) -> tuple[Job, DownloadReport, dict[str, float]]:
+    """Request → follow → download, against an emulator started (and stopped) here."""
+    request = make_request(tile, orbit, start, end)
+    store = JobStore(state_dir)
+    credentials = Credentials(*DEMO_USER, source="emulator demo user")
+    timings: dict[str, float] = {}
+    with PepsEmulator(speed=DEMO_SPEED, size=size) as emu:
+        client = PepsClient(emu.url, credentials)
+        t0 = time.perf_counter()
+        job = submit(store, client, request)
+        while True:
+            job = refresh(store, client, job)
+            on_status(store, job)
+            if job.state in TERMINAL:
+                break
+            time.sleep(poll_s)
+        timings["processing"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        downloaded = download_job(store, credentials, job, products, download_observer)
+        timings["download"] = time.perf_counter() - t0
+    return job, downloaded, timings
+
+
+def run_demo(
+    tile: str, orbit: int, start: date, end: date, size: int, catalog: Path, products: Path, state_dir: Path,
+    workers: int | None = None,
+) -> DemoResult:
+    """The whole path, quietly, for use from Python."""
+    job, downloaded, timings = order_and_download(tile, orbit, start, end, size, products, state_dir)
+    t0 = time.perf_counter()
+    ingested = ingest([products], catalog, workers=workers)
+    timings["ingest"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    validation = validate_catalog(catalog)
+    timings["validate"] = time.perf_counter() - t0
+    return DemoResult(job, downloaded, ingested, validation, catalog, products, timings)
