@@ -393,6 +393,47 @@ def emulator(
             console.print("stopped")
 
 
+# ----------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder to serve."),
+    port: int = typer.Option(8000, help="Port on 127.0.0.1 (0 picks a free one)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    browser: bool = typer.Option(False, "--browser", help="Also serve STAC Browser at /browser/ (built once with npm)."),
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Serve a catalog over HTTP (CORS, Range for COGs), optionally with STAC Browser."""
+    from fullmaja_stac.browser import build_browser, built_browser
+    from fullmaja_stac.config import state_dir as resolve_state
+    from fullmaja_stac.serve import CatalogServer
+
+    dist = None
+    if browser:
+        folder = resolve_state(state_dir)
+        dist = built_browser(folder) or build_browser(folder, log=lambda m: console.print(f"STAC Browser: {m}"))
+    server = CatalogServer(catalog, port=port, host=host, browser=dist)
+    console.print(f"catalog: [bold]{server.catalog_url}[/]")
+    if dist:
+        console.print(f"STAC Browser: [bold]{server.browser_url}[/]")
+    console.print("Ctrl-C stops the server")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+@app.command("build-browser")
+def build_browser_command(state_dir: Optional[Path] = StateDir) -> None:
+    """Build (or rebuild) STAC Browser 4.0.1 into the state folder; needs Node.js and npm."""
+    from fullmaja_stac.browser import build_browser
+    from fullmaja_stac.config import state_dir as resolve_state
+
+    dist = build_browser(resolve_state(state_dir), log=lambda m: console.print(f"STAC Browser: {m}"))
+    console.print(f"built into {dist}")
+
+
 # ----------------------------------------------------------------------------- demo
 
 

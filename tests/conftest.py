@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from fullmaja_stac.ingest import ingest
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 
 TILE, ORBIT = "31TCJ", 51
@@ -32,3 +33,12 @@ def product_zips(tmp_path_factory, series_specs) -> list[Path]:
 def product_folders(tmp_path_factory, series_specs) -> list[Path]:
     out = tmp_path_factory.mktemp("folders")
     return [write_product(s, out, SynthOptions(size=SIZE, seed=3, zipped=False)) for s in series_specs]
+
+
+@pytest.fixture(scope="session")
+def catalog(tmp_path_factory, product_zips) -> Path:
+    """The five products ingested once; tests that read it must not modify it."""
+    root = tmp_path_factory.mktemp("cat") / "catalog"
+    report = ingest(product_zips, root, workers=2)
+    assert report.ok and len(report.added) == 5, report
+    return root

@@ -28,14 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_SCHEMA_MAP = REPO.parent / "shared" / "stac-schemas" / "schema-map.json"
 
 
-@pytest.fixture(scope="session")
-def catalog(tmp_path_factory, product_zips) -> Path:
-    root = tmp_path_factory.mktemp("cat") / "catalog"
-    report = ingest(product_zips, root, workers=2)
-    assert report.ok and len(report.added) == 5, report
-    return root
-
-
 def _items(catalog: Path) -> dict[str, Path]:
     return {p.stem: p for p in catalog.glob("maja-s2-l2a/*/*/*/*.json")}
 

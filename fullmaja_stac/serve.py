@@ -1,0 +1,202 @@
+"""Serve a catalog folder over HTTP with CORS and Range (COG reads), optionally with a built
+STAC Browser under ``/browser/`` whose runtime ``config.js`` points at the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from fullmaja_stac.errors import FullMajaError
+
+BROWSER_PREFIX = "/browser/"
+MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "image/tiff", ".jpg": "image/jpeg",
+               ".xml": "application/xml", ".js": "text/javascript", ".css": "text/css", ".html": "text/html",
+               ".svg": "image/svg+xml", ".png": "image/png", ".woff2": "font/woff2", ".ico": "image/x-icon"}
+
+
+def _crs_definitions(catalog: Path) -> dict[str, str]:
+    """WKT1 of every UTM zone the catalog uses, so STAC Browser needs no online lookup."""
+    from pyproj import CRS
+    from pyproj.enums import WktVersion
+
+    from fullmaja_stac.stac.catalog import read_json
+    from fullmaja_stac.stac.constants import COLLECTION_ID
+    from fullmaja_stac.tiles import tile_grid
+
+    coll = read_json(catalog / COLLECTION_ID / "collection.json", {}) or {}
+    codes = {tile_grid(code.removeprefix("MGRS-")).epsg for code in coll.get("summaries", {}).get("grid:code", [])}
+    return {f"EPSG:{c}": CRS.from_epsg(c).to_wkt(WktVersion.WKT1_GDAL) for c in sorted(codes)}
+
+
+def browser_config(catalog: Path, catalog_url: str) -> bytes:
+    config = {
+        "catalogUrl": catalog_url,
+        "catalogTitle": "MAJA Sentinel-2 L2A",
+        "allowExternalAccess": False,
+        "historyMode": "hash",
+        "pathPrefix": BROWSER_PREFIX,
+        "crs": _crs_definitions(catalog),
+        "displayGeoTiffByDefault": False,
+    }
+    return f"window.STAC_BROWSER_CONFIG = {json.dumps(config, indent=2)};\n".encode()
+
+
+class CatalogServer:
+    def __init__(self, catalog: Path, port: int = 8000, host: str = "127.0.0.1", browser: Path | None = None) -> None:
+        self.catalog = Path(catalog).resolve()
+        if not (self.catalog / "catalog.json").exists():
+            raise FullMajaError(f"{catalog}: no catalog.json here; run `fullmaja-stac ingest` or `fullmaja-stac demo` first")
+        self.browser = browser.resolve() if browser else None
+        handler = type("Handler", (_Handler,), {"server_ref": self})
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise FullMajaError(f"cannot listen on {host}:{port} ({exc.strerror}); try another --port") from None
+        self.httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def catalog_url(self) -> str:
+        return f"{self.url}/catalog.json"
+
+    @property
+    def browser_url(self) -> str:
+        return f"{self.url}{BROWSER_PREFIX}"
+
+    def start(self) -> "CatalogServer":
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="catalog-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def __enter__(self) -> "CatalogServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_ref: CatalogServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def _cors(self) -> None:
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Headers", "Range, If-None-Match, Content-Type")
+        self.send_header("Access-Control-Expose-Headers", "Content-Range, Content-Length, Accept-Ranges, ETag")
+
+    def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib name
+        self.send_response(204)
+        self._cors()
+        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.do_GET()
+
+    def _error(self, status: int, message: str) -> None:
+        body = json.dumps({"code": status, "description": message}).encode()
+        self.send_response(status)
+        self._cors()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _resolve(self, path: str) -> Path | bytes | None:
+        srv = self.server_ref
+        if path.startswith(BROWSER_PREFIX.rstrip("/")) and srv.browser is not None:
+            rel = path[len(BROWSER_PREFIX):] if path.startswith(BROWSER_PREFIX) else ""
+            if rel == "config.js":
+                return browser_config(srv.catalog, srv.catalog_url)
+            base, rel = srv.browser, rel or "index.html"
+        else:
+            base, rel = srv.catalog, path.lstrip("/") or "catalog.json"
+        target = (base / rel).resolve()
+        if not target.is_relative_to(base) or not target.is_file():
+            return None
+        return target
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = unquote(urlparse(self.path).path)
+        if path == BROWSER_PREFIX.rstrip("/"):
+            self.send_response(301)
+            self.send_header("Location", BROWSER_PREFIX)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        target = self._resolve(path)
+        if target is None:
+            self._error(404, f"not found: {path}")
+            return
+        if isinstance(target, bytes):
+            data, media = target, "text/javascript"
+            total = len(data)
+        else:
+            total = target.stat().st_size
+            media = MEDIA_TYPES.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+            data = None
+        start, end, status = 0, total - 1, 200
+        if m := re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip()):
+            if m.group(1):
+                start = int(m.group(1))
+                end = min(int(m.group(2)), total - 1) if m.group(2) else total - 1
+            elif m.group(2):  # suffix range: the last N bytes
+                start = max(0, total - int(m.group(2)))
+            if start >= total or start > end:
+                self.send_response(416)
+                self._cors()
+                self.send_header("Content-Range", f"bytes */{total}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            status = 206
+        length = end - start + 1 if total else 0
+        self.send_response(status)
+        self._cors()
+        self.send_header("Content-Type", media)
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(length))
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{total}")
+        self.end_headers()
+        if self.command == "HEAD" or not length:
+            return
+        try:
+            if data is not None:
+                self.wfile.write(data[start:end + 1])
+                return
+            with open(target, "rb") as fh:
+                fh.seek(start)
+                remaining = length
+                while remaining:
+                    chunk = fh.read(min(1 << 20, remaining))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    remaining -= len(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
