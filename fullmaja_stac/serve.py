@@ -149,6 +149,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         target = self._resolve(path)
+        if target is None and path == "/favicon.ico":  # browsers ask every site for one; we have none
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if target is None:
             self._error(404, f"not found: {path}")
             return

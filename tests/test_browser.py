@@ -1,0 +1,104 @@
+"""STAC Browser, for real: built from npm, served by `fullmaja-stac serve --browser`, driven
+by Playwright in Debian's headless Chromium. Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+STATE = REPO / ".cache" / "state"  # the STAC Browser build is kept between local runs
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM or not shutil.which("npm"),
+    reason="needs Debian's chromium and npm (.ci/run installs them)",
+)
+
+
+@pytest.fixture(scope="module")
+def served(catalog):
+    """`fullmaja-stac serve --browser` as a user runs it, on a free port."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(STATE)}
+    proc = subprocess.Popen([sys.executable, "-m", "fullmaja_stac.cli", "serve", str(catalog), "--browser",
+                             "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 900  # the first run builds STAC Browser with npm
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"serve exited: {proc.stdout.read()}")
+        try:
+            if requests.get(f"{base}/browser/", timeout=2).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(1)
+    else:
+        proc.kill()
+        pytest.fail("STAC Browser did not come up")
+    yield base
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_stac_browser_shows_collection_and_item(served, catalog):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    item_path = sorted(catalog.glob("maja-s2-l2a/*/*/*/*.json"))[0]
+    item = json.loads(item_path.read_text())
+    rel = item_path.relative_to(catalog).as_posix()
+    errors: list[str] = []
+    our_failures: list[str] = []
+    host = urlparse(served).netloc
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: m.type == "error" and errors.append((m.text, m.location.get("url", ""))))
+        page.on("pageerror", lambda e: errors.append((str(e), served)))
+        page.on("requestfailed", lambda r: urlparse(r.url).netloc == host and our_failures.append(r.url))
+        page.on("response", lambda r: urlparse(r.url).netloc == host and r.status >= 400 and our_failures.append(f"{r.status} {r.url}"))
+
+        page.goto(f"{served}/browser/#/maja-s2-l2a/collection.json")
+        page.get_by_text("Tile 31TCJ").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "collection.png"), full_page=True)
+
+        page.goto(f"{served}/browser/#/{rel}")
+        page.get_by_text(item["properties"]["title"]).first.wait_for(timeout=60_000)
+        page.wait_for_load_state("networkidle")
+        body = page.inner_text("body")
+        props = item["properties"]
+        assert re.search(rf"Cloud Cover\s+{props['eo:cloud_cover']:g}\s*%", body), body[:2000]
+        assert re.search(rf"Rel\. Orbit Number\s+{props['sat:relative_orbit']}\b", body)
+        assert "Cloud mask R1" in body and "Geophysical mask R2" in body and "Edge (no-data) mask R1" in body
+        thumb = page.locator(f"img[src*='{Path(item['assets']['thumbnail']['href']).name}']").first
+        thumb.wait_for(state="attached", timeout=30_000)
+        page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle(), timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "item.png"), full_page=True)
+        page.get_by_text("Thumbnails").first.click()
+        page.screenshot(path=str(ARTIFACTS / "item-thumbnail.png"))
+        browser.close()
+
+    # Only the basemap lives elsewhere (OpenStreetMap, unreachable offline): judge our origin.
+    ours = [f"{text} ({url})" for text, url in errors if urlparse(url).netloc in (host, "")]
+    offline_basemap = [text for text, url in errors if urlparse(url).netloc not in (host, "")]
+    assert not our_failures, our_failures
+    assert not ours, f"console errors: {ours} (ignored, basemap offline: {offline_basemap})"
