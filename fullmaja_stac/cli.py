@@ -335,7 +335,6 @@ def download(
     Writes a per-date report (downloaded, too cloudy, unprocessed) as JSON next to the products.
     """
     from fullmaja_stac.orders import download_job, refresh
-    from fullmaja_stac.peps.auth import require_credentials
     from fullmaja_stac.peps.wps import FINISHED
     from fullmaja_stac.progress import RichDownloadObserver, make_progress
 
@@ -345,11 +344,10 @@ def download(
         raise FullMajaError("no finished job to download; `fullmaja-stac status` shows where they are")
     failed = False
     for job in selected:
-        creds = require_credentials(job.base_url, auth)
-        if job.state != FINISHED:
+        if job.state != FINISHED and job.provider == "peps":
             job = refresh(store, _client(job.base_url, auth), job)
         with make_progress(console, bytes_=True) as progress:
-            report = download_job(store, creds, job, out, RichDownloadObserver(progress))
+            report = download_job(store, _provider_for(job, auth), job, out, RichDownloadObserver(progress))
         _print_download_report(report)
         failed = failed or not report.ok
     if then_ingest:
@@ -358,12 +356,26 @@ def download(
         raise typer.Exit(1)
 
 
+def _provider_for(job, auth: Optional[Path]):
+    """The provider that serves a job's files, with its credentials."""
+    if job.provider == "geodes":
+        from fullmaja_stac.geodes import GeodesProvider, require_api_key
+
+        return GeodesProvider(job.base_url, require_api_key(job.base_url))
+    from fullmaja_stac.peps.auth import require_credentials
+    from fullmaja_stac.providers import PepsProvider
+
+    return PepsProvider(require_credentials(job.base_url, auth))
+
+
 def _print_download_report(report) -> None:
-    console.print(f"job {report.job} (PEPS {report.remote_id}): {report.count('downloaded')} downloaded, "
+    console.print(f"job {report.job} ({report.remote_id}): {report.count('downloaded')} downloaded, "
                   f"{report.count('already there')} already there, {report.count('too cloudy')} too cloudy (NOVALD), "
-                  f"{report.unprocessed} L1C not processed (e.g. split products), {report.count('failed')} failed")
+                  f"{report.count('offline')} offline, {report.unprocessed} L1C not processed (e.g. split products), "
+                  f"{report.count('failed')} failed")
     for d in report.dates:
-        colour = {"downloaded": "green", "already there": "dim", "too cloudy": "yellow", "failed": "red"}[d.status]
+        colour = {"downloaded": "green", "already there": "dim", "too cloudy": "yellow", "offline": "yellow",
+                  "failed": "red"}[d.status]
         console.print(f"  {d.date}  [{colour}]{d.status:>13}[/]  {d.name}" + (f"  {d.error}" if d.error else ""),
                       highlight=False, soft_wrap=True)
     console.print(f"  report: {report.report_path}")
@@ -391,6 +403,99 @@ def emulator(
                 time.sleep(3600)
         except KeyboardInterrupt:
             console.print("stopped")
+
+
+# ----------------------------------------------------------------------------- GEODES
+
+GeodesUrl = typer.Option(None, "--geodes-url", envvar="FULLMAJA_STAC_GEODES_URL",
+                         help="GEODES base URL (default https://geodes-portal.cnes.fr).")
+
+
+def _geodes_search(provider: str, tile: str, orbit: Optional[int], start: datetime, end: datetime,
+                   max_cloud: Optional[float], geodes_url: Optional[str], names: Optional[list[str]] = None):
+    from fullmaja_stac.geodes import GeodesClient, find_api_key, geodes_url as resolve
+
+    if provider != "geodes":
+        raise FullMajaError(f"--provider {provider}: only 'geodes' serves existing products; PEPS products are "
+                            "ordered with `fullmaja-stac request`")
+    base = resolve(geodes_url)
+    client = GeodesClient(base, find_api_key(base))
+    products = client.search(tile, orbit, start.date(), end.date(), max_cloud)
+    if names:
+        wanted = {n.removesuffix(".zip") for n in names}
+        products = [p for p in products if p.name in wanted]
+        missing = wanted - {p.name for p in products}
+        if missing:
+            raise FullMajaError(f"not found on GEODES with these filters: {', '.join(sorted(missing))}")
+    return client, products
+
+
+@app.command()
+def search(
+    tile: str = typer.Option(..., help="Sentinel-2 tile, e.g. 31TCJ."),
+    start: datetime = typer.Option(..., formats=DATE_FORMATS, help="First day."),
+    end: datetime = typer.Option(..., formats=DATE_FORMATS, help="Last day."),
+    orbit: Optional[int] = typer.Option(None, min=1, max=143, help="Relative orbit."),
+    max_cloud: Optional[float] = typer.Option(None, help="Keep products with at most this cloud cover (%)."),
+    provider: str = typer.Option("geodes", help="Where to search: geodes."),
+    geodes_url: Optional[str] = GeodesUrl,
+) -> None:
+    """List MAJA L2A products that already exist on GEODES (no key needed to search)."""
+    from rich.table import Table
+
+    _, products = _geodes_search(provider, tile, orbit, start, end, max_cloud, geodes_url)
+    table = Table(title=f"GEODES: {len(products)} MAJA L2A products", title_justify="left")
+    for column in ("date", "cloud %", "orbit", "version", "size", "online", "product"):
+        table.add_column(column)
+    for p in products:
+        table.add_row(f"{p.acquired:%Y-%m-%d}" if p.acquired else "?", f"{p.cloud_cover:g}" if p.cloud_cover is not None else "",
+                      str(p.relative_orbit or ""), p.version or "", f"{(p.size or 0) / 1e6:.1f} MB",
+                      "yes" if p.online else "[yellow]no[/]", p.name)
+    console.print(table)
+
+
+@app.command()
+def fetch(
+    tile: str = typer.Option(..., help="Sentinel-2 tile, e.g. 31TCJ."),
+    start: datetime = typer.Option(..., formats=DATE_FORMATS, help="First day."),
+    end: datetime = typer.Option(..., formats=DATE_FORMATS, help="Last day."),
+    orbit: Optional[int] = typer.Option(None, min=1, max=143, help="Relative orbit."),
+    max_cloud: Optional[float] = typer.Option(None, help="Keep products with at most this cloud cover (%)."),
+    name: Optional[list[str]] = typer.Option(None, "--name", help="Only these product names (repeat)."),
+    out: Path = typer.Option(Path("products"), "--out", "-o", help="Folder for the zips and the report."),
+    then_ingest: bool = typer.Option(False, "--ingest", help="Ingest what arrived into --catalog."),
+    catalog: Path = typer.Option(Path("catalog"), "--catalog", "-c", help="Catalog for --ingest."),
+    provider: str = typer.Option("geodes", help="Where to fetch from: geodes."),
+    geodes_url: Optional[str] = GeodesUrl,
+    state_dir: Optional[Path] = StateDir,
+) -> None:
+    """Download existing MAJA L2A products from GEODES: resumable, MD5-verified, recorded as a job.
+
+    The API key comes from GEODES_API_KEY, the file <config>/fullmaja-stac/geodes-api-key or
+    ~/.netrc; it is never printed.
+    """
+    from fullmaja_stac.geodes import GeodesProvider, record_fetch, require_api_key
+    from fullmaja_stac.orders import download_job
+    from fullmaja_stac.progress import RichDownloadObserver, make_progress
+
+    client, products = _geodes_search(provider, tile, orbit, start, end, max_cloud, geodes_url, name)
+    if not products:
+        raise FullMajaError("GEODES has no product matching these filters")
+    key = require_api_key(client.base_url)
+    client.api_key = key
+    client.session.headers["X-API-Key"] = key
+    online = [p for p in products if p.online and p.href]
+    if online:
+        client.check_key(online[0].href)
+    request = {"tile": tile, "orbit": orbit, "start": f"{start:%Y-%m-%d}", "end": f"{end:%Y-%m-%d}"}
+    job = record_fetch(_store(state_dir), client, products, request)
+    with make_progress(console, bytes_=True) as progress:
+        report = download_job(_store(state_dir), GeodesProvider(client.base_url, key), job, out, RichDownloadObserver(progress))
+    _print_download_report(report)
+    if then_ingest:
+        ingest(inputs=[out], catalog=catalog, workers=None)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 # ----------------------------------------------------------------------------- serve

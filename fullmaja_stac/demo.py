@@ -18,6 +18,7 @@ from fullmaja_stac.peps.auth import Credentials
 from fullmaja_stac.peps.client import PepsClient
 from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
 from fullmaja_stac.peps.wps import TERMINAL, make_request
+from fullmaja_stac.providers import PepsProvider
 from fullmaja_stac.stac.validate import ValidationResult, validate_catalog
 
 DEMO_SPEED = 20_000.0  # emulated seconds per real second: a 3-month job takes ~2 s
@@ -57,7 +58,7 @@ def order_and_download(
             time.sleep(poll_s)
         timings["processing"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        downloaded = download_job(store, credentials, job, products, download_observer)
+        downloaded = download_job(store, PepsProvider(credentials), job, products, download_observer)
         timings["download"] = time.perf_counter() - t0
     return job, downloaded, timings
 

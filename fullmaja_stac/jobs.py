@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     message TEXT NOT NULL DEFAULT '',
     logs TEXT NOT NULL DEFAULT '[]',
     results TEXT NOT NULL DEFAULT '[]',
+    result_info TEXT NOT NULL DEFAULT '{}',
     unprocessed INTEGER NOT NULL DEFAULT 0,
     resubmitted_from INTEGER REFERENCES jobs(id),
     log_file TEXT,
@@ -98,6 +99,7 @@ class Job:
     message: str
     logs: list[str]
     results: list[str]
+    result_info: dict  # per result URL: what the provider published about it (GEODES: md5, size, online)
     unprocessed: int
     resubmitted_from: int | None
     log_file: str | None
@@ -109,6 +111,7 @@ class Job:
             d[key] = _parse(d[key])
         d["logs"] = json.loads(d["logs"])
         d["results"] = json.loads(d["results"])
+        d["result_info"] = json.loads(d["result_info"])
         return cls(**d)
 
     @property
@@ -202,7 +205,8 @@ class JobStore:
             return [Job.from_row(r) for r in db.execute("SELECT * FROM jobs ORDER BY id")]
 
     def record_status(self, job_id: int, state: str, progress: float | None, message: str, logs: list[str],
-                      results: list[str], unprocessed: int, json_url: str | None = None, at: datetime | None = None) -> Job:
+                      results: list[str], unprocessed: int, json_url: str | None = None, at: datetime | None = None,
+                      result_info: dict | None = None) -> Job:
         """Store a status seen now; remember when progress last moved and when it started."""
         when = at or utcnow()
         with self._write() as db:
@@ -212,9 +216,10 @@ class JobStore:
             started = job.started_at or (when if state not in ("PENDING", "ACCEPTED") else None)
             db.execute(
                 "UPDATE jobs SET state=?, progress=?, progress_changed_at=?, started_at=?, checked_at=?, message=?,"
-                " logs=?, results=?, unprocessed=?, json_url=COALESCE(?, json_url) WHERE id=?",
-                (state, progress, changed_at, _iso(started), _iso(when), message, json.dumps(logs),
-                 json.dumps(results), unprocessed, json_url, job_id),
+                " logs=?, results=?, result_info=COALESCE(?, result_info), unprocessed=?, json_url=COALESCE(?, json_url)"
+                " WHERE id=?",
+                (state, progress, changed_at, _iso(started), _iso(when), message, json.dumps(logs), json.dumps(results),
+                 json.dumps(result_info) if result_info is not None else None, unprocessed, json_url, job_id),
             )
             if state != job.state or moved:
                 db.execute("INSERT INTO history (job_id, at, state, progress, message) VALUES (?,?,?,?,?)",

@@ -18,8 +18,8 @@ from fullmaja_stac.config import DOWNLOAD_CONCURRENCY, FIRST_PRODUCT_S, PER_DATE
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.jobs import FileRecord, Job, JobStore, utcnow
 from fullmaja_stac.maja.orbits import passes
-from fullmaja_stac.peps.auth import Credentials
-from fullmaja_stac.peps.client import PepsClient, make_session
+from fullmaja_stac.peps.client import PepsClient
+from fullmaja_stac.providers import Provider, RemoteFile
 from fullmaja_stac.peps.download import DownloadError, download, file_digests
 from fullmaja_stac.tiles import tile_grid
 from fullmaja_stac.peps.wps import (
@@ -164,7 +164,7 @@ class _Quiet:
 class DateReport:
     date: str | None
     name: str
-    status: str  # downloaded, already there, too cloudy, failed
+    status: str  # downloaded, already there, too cloudy, offline, failed
     size: int | None = None
     sha256: str | None = None
     error: str | None = None
@@ -192,59 +192,61 @@ def _date_of(name: str) -> str | None:
     return f"{m.group(1)[:4]}-{m.group(1)[4:6]}-{m.group(1)[6:]}" if m else None
 
 
-def download_job(store: JobStore, credentials: Credentials | None, job: Job, out: Path,
+def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
                  observer: DownloadObserver | None = None, concurrency: int = DOWNLOAD_CONCURRENCY) -> DownloadReport:
-    """Fetch every result of a finished job into ``out``; write the per-date report there."""
+    """Fetch every file of a finished job into ``out``; write the per-date report there."""
     observer = observer or _Quiet()
     if job.state != FINISHED:
         raise FullMajaError(f"job {job.id} is {job.state}, not FINISHED; `fullmaja-stac status {job.id}` tells more")
     out.mkdir(parents=True, exist_ok=True)
     known = store.files(job.id)
     report = DownloadReport(job.id, job.remote_id, job.request, job.unprocessed)
-    todo: list[tuple[str, str]] = []
-    for url in job.results:
-        name = url.rstrip("/").rsplit("/", 1)[-1]
-        if "NOVALD" in name:
-            report.dates.append(DateReport(_date_of(name), name, "too cloudy"))
+    todo: list[RemoteFile] = []
+    for remote in provider.files(job):
+        if remote.too_cloudy:
+            report.dates.append(DateReport(_date_of(remote.name), remote.name, "too cloudy"))
             continue
-        record = known.get(name)
-        target = out / name
+        if not remote.online:
+            report.dates.append(DateReport(_date_of(remote.name), remote.name, "offline",
+                                           error="the provider keeps it offline (on tape); ask again later"))
+            continue
+        record = known.get(remote.name)
+        target = out / remote.name
         if record and target.exists() and target.stat().st_size == record.size and file_digests(target)[0] == record.sha256:
-            report.dates.append(DateReport(_date_of(name), name, "already there", record.size, record.sha256))
-            observer.file_done(name, "already there")
+            report.dates.append(DateReport(_date_of(remote.name), remote.name, "already there", record.size, record.sha256))
+            observer.file_done(remote.name, "already there")
             continue
-        todo.append((name, url))
+        todo.append(remote)
 
-    def fetch(name: str, url: str) -> DateReport:
-        session = make_session(credentials)
+    def fetch(remote: RemoteFile) -> DateReport:
         started = False
 
         def on_bytes(n: int, total: int | None) -> None:
             nonlocal started
             if not started:
-                observer.file_started(name, total)
+                observer.file_started(remote.name, total)
                 started = True
-            observer.file_progress(name, n, total)
+            observer.file_progress(remote.name, n, total)
 
         try:
-            got = download(session, url, out / name, on_bytes=on_bytes)
+            got = download(provider.session(), remote.url, out / remote.name, expected_md5=remote.md5,
+                           expected_size=remote.size, on_bytes=on_bytes)
         except DownloadError as exc:
-            observer.file_done(name, "failed")
-            return DateReport(_date_of(name), name, "failed", error=str(exc))
-        store.add_file(FileRecord(job.id, name, url, str(got.path), got.size, got.sha256, got.md5, utcnow()))
-        observer.file_done(name, "downloaded")
-        return DateReport(_date_of(name), name, "downloaded", got.size, got.sha256)
+            observer.file_done(remote.name, "failed")
+            return DateReport(_date_of(remote.name), remote.name, "failed", error=str(exc))
+        store.add_file(FileRecord(job.id, remote.name, remote.url, str(got.path), got.size, got.sha256, got.md5, utcnow()))
+        observer.file_done(remote.name, "downloaded")
+        return DateReport(_date_of(remote.name), remote.name, "downloaded", got.size, got.sha256)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        futures = [pool.submit(fetch, name, url) for name, url in todo]
-        for future in as_completed(futures):
+        for future in as_completed([pool.submit(fetch, remote) for remote in todo]):
             report.dates.append(future.result())
     report.dates.sort(key=lambda d: (d.date or "", d.name))
-    report.report_path = _write_report(out, job, report)
+    report.report_path = _write_report(out, job, report, provider.files(job))
     return report
 
 
-def _write_report(out: Path, job: Job, report: DownloadReport) -> Path:
+def _write_report(out: Path, job: Job, report: DownloadReport, files: list[RemoteFile]) -> Path:
     from fullmaja_stac.stac.catalog import write_json
 
     doc = {
@@ -254,8 +256,7 @@ def _write_report(out: Path, job: Job, report: DownloadReport) -> Path:
         "request": job.request,
         "unprocessed": report.unprocessed,
         "dates": [asdict(d) for d in report.dates],
-        "files": [{"name": d.name, "url": u, "remote_id": job.remote_id}
-                  for d in report.dates for u in job.results if u.endswith("/" + d.name) and d.status != "too cloudy"],
+        "files": [{"name": f.name, "url": f.url, "remote_id": f.remote_id} for f in files if not f.too_cloudy],
     }
     path = out / f"{REPORT_PREFIX}{job.provider}-{job.remote_id or job.id}.json"
     write_json(path, doc)

@@ -23,6 +23,7 @@ from fullmaja_stac.peps.client import PepsClient, make_session
 from fullmaja_stac.peps.download import DownloadError, download
 from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
 from fullmaja_stac.peps.wps import MajaRequest, PepsError, make_request
+from fullmaja_stac.providers import PepsProvider
 
 CREDS = Credentials(*DEMO_USER)
 REQUEST = MajaRequest("36TWQ", 64, date(2019, 3, 1), date(2019, 6, 1))
@@ -69,7 +70,7 @@ def test_request_status_download_report_for_a_three_month_series(emu, store, tmp
     products = [u for u in job.results if "NOVALD" not in u]
     cloudy = [u for u in job.results if "NOVALD" in u]
     assert len(job.results) + job.unprocessed == 19  # every 5 days over three months
-    report = download_job(store, CREDS, job, tmp_path / "products")
+    report = download_job(store, PepsProvider(CREDS), job, tmp_path / "products")
     assert report.ok and report.count("downloaded") == len(products) and report.count("too cloudy") == len(cloudy)
     doc = json.loads(report.report_path.read_text())
     assert doc["job_id"] == job.remote_id and doc["unprocessed"] == job.unprocessed
@@ -82,7 +83,7 @@ def test_request_status_download_report_for_a_three_month_series(emu, store, tmp
     # A second download skips by size and checksum; a damaged file is fetched again.
     victim = tmp_path / "products" / products[0].rsplit("/", 1)[-1]
     victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
-    again = download_job(store, CREDS, job, tmp_path / "products")
+    again = download_job(store, PepsProvider(CREDS), job, tmp_path / "products")
     assert again.count("already there") == len(products) - 1 and again.count("downloaded") == 1
     with zipfile.ZipFile(victim) as zf:
         assert zf.testzip() is None
@@ -93,7 +94,7 @@ def test_downloads_complete_and_verified_despite_faults(tmp_path, store, fault):
     with PepsEmulator(speed=0, size=48, faults={fault}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = _finish(emu, store, client, submit(store, client, REQUEST))
-        report = download_job(store, CREDS, job, tmp_path / "out")
+        report = download_job(store, PepsProvider(CREDS), job, tmp_path / "out")
         assert report.ok, report.dates
         for d in report.dates:
             if d.status == "downloaded":

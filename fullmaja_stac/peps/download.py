@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -56,7 +57,7 @@ def _check_zip(path: Path) -> str | None:
         with zipfile.ZipFile(path) as zf:
             bad = zf.testzip()
         return f"corrupt member {bad}" if bad else None
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as exc:
         return f"not a valid zip ({exc})"
 
 
@@ -78,6 +79,8 @@ def _attempt(session: requests.Session, url: str, part: Path, headers: dict, on_
                 raise DownloadError(f"{url}: access refused (HTTP {response.status_code}); check the credentials or key")
             if response.status_code == 404:
                 raise DownloadError(f"{url}: not found (HTTP 404)")
+            if response.status_code == 409:
+                raise DownloadError(f"{url}: the product is offline (HTTP 409); ask for it again later")
             if response.status_code >= 400:
                 raise TransientDownloadError(f"HTTP {response.status_code}")
             content_type = response.headers.get("Content-Type", "").lower()
@@ -102,6 +105,8 @@ def _attempt(session: requests.Session, url: str, part: Path, headers: dict, on_
                         first = False
                     fh.write(chunk)
                     on_bytes(len(chunk), total)
+    except requests.TooManyRedirects:
+        raise DownloadError(f"{url}: redirect loop; the credentials or API key are probably wrong") from None
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
         raise TransientDownloadError(f"connection lost ({type(exc).__name__})") from None
     size = part.stat().st_size
@@ -129,14 +134,14 @@ def download(session: requests.Session, url: str, target: Path, *, headers: dict
         for attempt in retrying:
             with attempt:
                 _attempt(session, url, part, headers or {}, on_bytes)
-                problem = _check_zip(part)
-                if problem:
-                    part.unlink()
-                    raise TransientDownloadError(problem)
                 sha256, md5 = file_digests(part)
                 if expected_md5 and md5 != expected_md5.lower():
                     part.unlink()
                     raise TransientDownloadError(f"MD5 {md5} differs from the published {expected_md5}")
+                problem = _check_zip(part)
+                if problem:
+                    part.unlink()
+                    raise TransientDownloadError(problem)
                 size = part.stat().st_size
                 if expected_size is not None and size != expected_size:
                     part.unlink()

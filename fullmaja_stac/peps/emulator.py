@@ -1,9 +1,15 @@
-"""A local PEPS: the FULL_MAJA WPS protocol on 127.0.0.1, serving synthetic MAJA products.
+"""A local PEPS (and GEODES): the FULL_MAJA WPS protocol and GEODES's STAC search on
+127.0.0.1, serving synthetic MAJA products.
 
 It speaks the same URLs and documents as PEPS (DESIGN.md §2), with HTTP Basic auth, a queue
 of at most 10 running jobs, progress on a simulated clock (``speed`` emulated seconds per
 real second), real MUSCATE zips for the passes of the requested tile and orbit, NOVALD names
 for too-cloudy dates, ``unprocessed`` for split products, HTTP Range, and switchable faults.
+
+GEODES side: ``POST /api/stac/search`` (``query`` filters, page numbers, at most 80 a page,
+``context.matched``), items whose zip asset describes its size, online state and MD5,
+``GET /api/download/<URN>/files/<md5>`` behind ``X-API-Key`` (a wrong key loops on redirects),
+offline products, and ``POST /fastavailability``.
 
 Document layout is kept exactly as the reference scripts parse it: the ExecuteResponse start
 tag on one line ending with ``statusLocation="…">``, and the ``wps:Reference`` on one line.
@@ -12,6 +18,7 @@ tag on one line ending with ``statusLocation="…">``, and the ``wps:Reference``
 from __future__ import annotations
 
 import base64
+import hashlib
 import heapq
 import json
 import re
@@ -19,6 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from email.utils import formatdate
@@ -45,7 +53,11 @@ FAULTS = {
     "500": "the first 2 status/download requests get HTTP 500",
     "slow": "downloads are sent in slow chunks",
     "html": "downloads answer an HTML error page (first 2 attempts per file)",
+    "corrupt": "downloads send a body of the right length with one byte changed (first 2 attempts per file)",
 }
+GEODES_KEY = "demo-geodes-key"
+GEODES_SERIES = (("31TCJ", 51), ("31TCJ", 8), ("31TCH", 51))  # what the emulated archive holds
+GEODES_PERIOD = (date(2020, 1, 1), date(2020, 12, 31))
 _DATAINPUT = re.compile(r"(\w+)=([^;]*)")
 
 
@@ -105,6 +117,8 @@ class PepsEmulator:
         self.attempts: dict[str, int] = {}
         self.requests: list[tuple[str, str, dict]] = []  # (method, path, headers) for tests
         self._last_id = 0
+        self.geodes_keys = {GEODES_KEY}
+        self._geodes: list[dict] | None = None
         handler = type("Handler", (_Handler,), {"emulator": self})
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
@@ -204,6 +218,30 @@ class PepsEmulator:
                     job.files[path.name] = path
             job.ready = True
 
+    # -- GEODES archive --------------------------------------------------------------------
+    def geodes_archive(self) -> list[dict]:
+        """Every product of the emulated archive (too-cloudy dates were never produced)."""
+        with self.lock:
+            if self._geodes is None:
+                entries = []
+                for tile, orbit in GEODES_SERIES:
+                    for spec in plan_series(tile, orbit, *GEODES_PERIOD, seed=self.seed):
+                        if spec.too_cloudy:
+                            continue
+                        name = spec.product_id(SynthOptions(size=self.size, seed=self.seed))
+                        urn = f"URN:FEATURE:DATA:gdh:{uuid.uuid5(uuid.NAMESPACE_URL, name)}"
+                        online = int(hashlib.sha256(name.encode()).hexdigest(), 16) % 10 != 0  # ~10 % on tape
+                        entries.append({"urn": urn, "name": name, "spec": spec, "tile": tile, "orbit": orbit,
+                                        "cloud": round(spec.cloud_fraction * 100, 1), "online": online, "path": None})
+                self._geodes = sorted(entries, key=lambda e: e["spec"].acquired)
+            return self._geodes
+
+    def geodes_file(self, entry: dict) -> Path:
+        with self.lock:
+            if entry["path"] is None:
+                entry["path"] = write_product(entry["spec"], self.data_dir / "geodes", SynthOptions(size=self.size, seed=self.seed))
+            return entry["path"]
+
     def fault_once(self, name: str, key: str, times: int = 2) -> bool:
         """True for the first ``times`` calls with this fault and key."""
         if name not in self.faults:
@@ -286,10 +324,107 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
         self.do_GET()
 
+    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+        emu = self.emulator
+        url = urlparse(self.path)
+        emu.requests.append((self.command, self.path, dict(self.headers)))
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except ValueError:
+            self._json(400, {"error": "the body is not JSON"})
+            return
+        if emu.fault_once("429", "geodes-" + url.path):
+            self._send(429, b'{"error":"quota exceeded"}', "application/json", {"Retry-After": "1"})
+        elif url.path == "/api/stac/search":
+            self._geodes_search(body)
+        elif url.path == "/fastavailability":
+            wanted = set(body.get("identifiers") or [])
+            self._json(200, {"availability": {e["urn"]: e["online"] for e in emu.geodes_archive() if e["urn"] in wanted}})
+        else:
+            self._json(404, {"error": f"Not found: {url.path}"})
+
+    def _geodes_search(self, body: dict) -> None:
+        emu = self.emulator
+        if body.get("collections") not in (None, ["THEIA_REFLECTANCE_SENTINEL2_L2A"]):
+            self._json(400, {"code": 400, "description": f"Unknown collection(s) {body.get('collections')}"})
+            return
+        query = body.get("query") or {}
+
+        def keep(e: dict) -> bool:
+            when = e["spec"].acquired.strftime("%Y-%m-%dT%H:%M:%SZ")
+            tests = {
+                "grid:code": lambda op, v: f"T{e['tile']}" == v,
+                "sat:relative_orbit": lambda op, v: e["orbit"] == v,
+                "eo:cloud_cover": lambda op, v: {"lte": e["cloud"] <= v, "lt": e["cloud"] < v,
+                                                 "gte": e["cloud"] >= v, "gt": e["cloud"] > v, "eq": e["cloud"] == v}[op],
+                "start_datetime": lambda op, v: when >= v if op == "gte" else when <= v,
+                "end_datetime": lambda op, v: when <= v if op == "lte" else when >= v,
+            }
+            return all(tests[field](op, value) for field, cond in query.items() if field in tests
+                       for op, value in cond.items())
+
+        matched = [e for e in emu.geodes_archive() if keep(e)]
+        limit = max(1, min(int(body.get("limit") or 20), 80))
+        page = max(1, int(body.get("page") or 1))
+        chunk = matched[(page - 1) * limit: page * limit]
+        features = [self._geodes_item(e) for e in chunk]
+        self._json(200, {"type": "FeatureCollection", "features": features,
+                         "context": {"matched": len(matched), "returned": len(features), "limit": limit, "page": page}})
+
+    def _geodes_item(self, e: dict) -> dict:
+        emu = self.emulator
+        path = emu.geodes_file(e)
+        data = path.read_bytes()
+        md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - what GEODES publishes
+        spec = e["spec"]
+        when = spec.acquired.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return {
+            "type": "Feature", "stac_version": "1.0.0", "id": e["urn"], "collection": "THEIA_REFLECTANCE_SENTINEL2_L2A",
+            "geometry": None, "bbox": None,
+            "properties": {"identifier": e["name"], "datetime": when, "start_datetime": when, "end_datetime": when,
+                           "eo:cloud_cover": e["cloud"], "sat:relative_orbit": e["orbit"], "grid:code": f"T{e['tile']}",
+                           "platform": spec.platform},
+            "assets": {path.name: {
+                "href": f"{emu.url}/api/download/{e['urn']}/files/{md5}", "type": "application/zip", "roles": ["data"],
+                "title": path.name,
+                "description": f"File size: {len(data)} bytes\nIs online: {'true' if e['online'] else 'false'}\n"
+                               f"Checksum MD5: {md5}",
+            }},
+            "links": [],
+        }
+
+    def _geodes_download(self, urn: str) -> None:
+        emu = self.emulator
+        key = self.headers.get("X-API-Key")
+        if not key:
+            self._json(401, {"error": "Missing X-API-Key header"})
+            return
+        if key not in emu.geodes_keys:  # what GEODES does with a bad key: send you round in circles
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        entry = next((e for e in emu.geodes_archive() if e["urn"] == urn), None)
+        if entry is None:
+            self._json(404, {"error": f"Unknown product {urn}"})
+        elif not entry["online"]:
+            self._json(409, {"error": "Product is offline; request its staging with /fastavailability"})
+        else:
+            self._serve_file(emu.geodes_file(entry))
+
     def do_GET(self) -> None:  # noqa: N802 - stdlib name
         emu = self.emulator
         url = urlparse(self.path)
         emu.requests.append((self.command, self.path, dict(self.headers)))
+        if m := re.fullmatch(r"/api/download/([^/]+)/files/([0-9a-f]+)", url.path):
+            if emu.fault_once("429", "download") or emu.fault_once("500", "download"):
+                code = 429 if "429" in emu.faults else 500
+                self._send(code, b'{"error":"try again"}', "application/json", {"Retry-After": "1"})
+                return
+            self._geodes_download(m.group(1))
+            return
         user = self._user()
         if user is None:
             self._send(401, b'{"ErrorCode":401,"ErrorMessage":"Unauthorized"}', "application/json",
@@ -390,6 +525,12 @@ class _Handler(BaseHTTPRequestHandler):
         if path is None:
             self._json(404, {"ErrorCode": 404, "ErrorMessage": f"No product {name} in job {job_id}"})
             return
+        self._serve_file(path)
+
+    def _serve_file(self, path: Path) -> None:
+        """A zip with Range support and the download faults."""
+        emu = self.emulator
+        name = path.name
         if emu.fault_once("html", name):
             self._send(200, b"<!DOCTYPE html><html><body><h1>Service temporarily unavailable</h1></body></html>", "text/html")
             return
@@ -405,6 +546,9 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             status = 206
         body = data[start:end + 1]
+        if body and emu.fault_once("corrupt", name):
+            middle = len(body) // 2
+            body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]
         self.send_response(status)
         self.send_header("Content-Type", "application/zip")
         self.send_header("Accept-Ranges", "bytes")

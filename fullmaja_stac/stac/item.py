@@ -53,6 +53,12 @@ class Provenance:
         return "; ".join(parts)
 
 
+FACILITY = {
+    "peps": "CNES PEPS, FULL_MAJA on-demand processing",
+    "geodes": "CNES GEODES, THEIA MAJA archive",
+}
+
+
 def _iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -132,7 +138,7 @@ def build_item(
     props["processing:software"] = software
     if product.product_version:
         props["processing:version"] = product.product_version
-    props["processing:facility"] = "THEIA MUSCATE / PEPS" if not provenance or provenance.provider == "peps" else provenance.provider.upper()
+    props["processing:facility"] = FACILITY.get(provenance.provider if provenance else "", "THEIA MUSCATE (MAJA)")
     if product.produced:
         props["processing:datetime"] = _iso(product.produced)
     lineage = f"MAJA {product.maja_version or '?'} L2A product {product.id}"

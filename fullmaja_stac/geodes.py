@@ -1,0 +1,225 @@
+"""GEODES (CNES): find and fetch the MAJA L2A products that already exist.
+
+GEODES serves Theia's MAJA products through a STAC API. Search is a POST with a ``query``
+object and page numbers (not the standard ``next`` token), at most 80 items a page, the total
+in ``context.matched``. An item's MUSCATE name is ``properties.identifier``; its zip is the
+asset whose roles include ``data`` with type ``application/zip``, whose description carries
+``File size: N bytes``, ``Is online: true|false`` and ``Checksum MD5: <md5>``. Downloads need an
+``X-API-Key`` header; a wrong key may show up as a redirect loop, 429 means the quota is spent.
+"""
+
+from __future__ import annotations
+
+import netrc
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+from platformdirs import user_config_path
+
+from fullmaja_stac import __version__
+from fullmaja_stac.config import APP_NAME
+from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.jobs import Job, JobStore
+from fullmaja_stac.providers import RemoteFile
+from fullmaja_stac.tiles import normalize_tile
+
+GEODES_URL = "https://geodes-portal.cnes.fr"
+COLLECTION = "THEIA_REFLECTANCE_SENTINEL2_L2A"  # was MUSCATE_SENTINEL2_SENTINEL2_L2A until late 2025
+ENV_URL, ENV_KEY, ENV_COLLECTION = "FULLMAJA_STAC_GEODES_URL", "GEODES_API_KEY", "FULLMAJA_STAC_GEODES_COLLECTION"
+PAGE_LIMIT = 80
+_SIZE = re.compile(r"File size:\s*(\d+)\s*bytes", re.I)
+_ONLINE = re.compile(r"Is online:\s*(true|false)", re.I)
+_MD5 = re.compile(r"Checksum MD5:\s*([0-9a-fA-F]{32})", re.I)
+
+
+class GeodesError(FullMajaError):
+    """GEODES refused or failed a request; one line that says what to do."""
+
+
+def geodes_url(flag: str | None = None) -> str:
+    return (flag or os.environ.get(ENV_URL) or GEODES_URL).rstrip("/")
+
+
+def find_api_key(base_url: str) -> str | None:
+    """``GEODES_API_KEY``, then the config file ``<config>/fullmaja-stac/geodes-api-key``,
+    then the password of a ~/.netrc entry for the GEODES host."""
+    if os.environ.get(ENV_KEY):
+        return os.environ[ENV_KEY].strip()
+    key_file = user_config_path(APP_NAME) / "geodes-api-key"
+    if key_file.is_file():
+        return key_file.read_text(encoding="utf-8").strip() or None
+    try:
+        entry = netrc.netrc().authenticators(urlparse(base_url).hostname or "")
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        entry = None
+    return entry[2] if entry and entry[2] else None
+
+
+def require_api_key(base_url: str) -> str:
+    key = find_api_key(base_url)
+    if not key:
+        raise GeodesError(f"no GEODES API key: set {ENV_KEY}, write it to "
+                          f"{user_config_path(APP_NAME) / 'geodes-api-key'}, or add a ~/.netrc entry for "
+                          f"{urlparse(base_url).hostname} (create a key in your GEODES account)")
+    return key
+
+
+@dataclass(frozen=True)
+class GeodesProduct:
+    urn: str
+    name: str  # MUSCATE product name
+    acquired: datetime | None
+    cloud_cover: float | None
+    relative_orbit: int | None
+    tile: str | None
+    version: str | None
+    href: str | None
+    size: int | None
+    online: bool
+    md5: str | None
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.name}.zip"
+
+
+def parse_item(item: dict) -> GeodesProduct:
+    props = item.get("properties", {})
+    name = props.get("identifier") or item.get("id", "")
+    data = next((a for a in item.get("assets", {}).values()
+                 if "data" in (a.get("roles") or []) and a.get("type") == "application/zip"), None)
+    text = (data or {}).get("description") or ""
+    size, online, md5 = _SIZE.search(text), _ONLINE.search(text), _MD5.search(text)
+    when = props.get("datetime") or props.get("start_datetime")
+    version = re.search(r"_V(\d+-\d+)$", name)
+    return GeodesProduct(
+        urn=item.get("id", ""), name=name,
+        acquired=datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
+        cloud_cover=props.get("eo:cloud_cover"), relative_orbit=props.get("sat:relative_orbit"),
+        tile=(props.get("grid:code") or "").removeprefix("MGRS-").removeprefix("T") or None,
+        version=version.group(1) if version else None,
+        href=(data or {}).get("href"), size=int(size.group(1)) if size else None,
+        online=(online.group(1).lower() == "true") if online else True, md5=md5.group(1).lower() if md5 else None,
+    )
+
+
+def search_body(tile: str, orbit: int | None, start: date, end: date, max_cloud: float | None,
+                collection: str, page: int, limit: int = PAGE_LIMIT) -> dict:
+    query: dict = {
+        "grid:code": {"eq": f"T{normalize_tile(tile)}"},
+        "start_datetime": {"gte": f"{start:%Y-%m-%d}T00:00:00Z"},
+        "end_datetime": {"lte": f"{end:%Y-%m-%d}T23:59:59Z"},
+    }
+    if orbit is not None:
+        query["sat:relative_orbit"] = {"eq": orbit}
+    if max_cloud is not None:
+        query["eo:cloud_cover"] = {"lte": max_cloud}
+    return {"collections": [collection], "query": query, "limit": limit, "page": page,
+            "sortBy": [{"field": "start_datetime", "direction": "asc"}]}
+
+
+class GeodesClient:
+    def __init__(self, base_url: str, api_key: str | None = None, collection: str | None = None) -> None:
+        from fullmaja_stac.peps.client import make_session  # noqa: PLC0415 - shared retry policy
+
+        self.base_url = base_url.rstrip("/")
+        self.collection = collection or os.environ.get(ENV_COLLECTION) or COLLECTION
+        self.api_key = api_key
+        self.session = make_session(None)
+        self.session.headers["User-Agent"] = f"fullmaja-stac/{__version__}"
+        self.session.max_redirects = 5
+        if api_key:
+            self.session.headers["X-API-Key"] = api_key
+
+    def search(self, tile: str, orbit: int | None, start: date, end: date, max_cloud: float | None = None) -> list[GeodesProduct]:
+        """Every matching product, following page numbers until ``context.matched`` is reached."""
+        products: list[GeodesProduct] = []
+        page = 1
+        while True:
+            body = search_body(tile, orbit, start, end, max_cloud, self.collection, page)
+            doc = self._post(f"{self.base_url}/api/stac/search", body)
+            features = doc.get("features") or []
+            products.extend(parse_item(f) for f in features)
+            matched = (doc.get("context") or {}).get("matched")
+            if not features or (matched is not None and len(products) >= matched) or len(features) < body["limit"]:
+                return products
+            page += 1
+
+    def _post(self, url: str, body: dict) -> dict:
+        try:
+            response = self.session.post(url, json=body, timeout=(10, 60))
+        except requests.TooManyRedirects:
+            raise GeodesError("GEODES answered with a redirect loop: the API key is probably wrong") from None
+        except requests.RequestException as exc:
+            raise GeodesError(f"cannot reach {url} ({type(exc).__name__})") from None
+        return self._json(response, url)
+
+    @staticmethod
+    def _json(response: requests.Response, url: str) -> dict:
+        if response.status_code in (401, 403):
+            raise GeodesError(f"GEODES refused the API key (HTTP {response.status_code})")
+        if response.status_code == 429:
+            raise GeodesError("GEODES quota spent (HTTP 429): try again later")
+        if response.status_code == 400:
+            raise GeodesError(f"GEODES rejected the request (HTTP 400): {response.text[:200]}; if the collection "
+                              f"was renamed again, set {ENV_COLLECTION}")
+        if response.status_code >= 400:
+            raise GeodesError(f"GEODES answered HTTP {response.status_code} for {url}")
+        try:
+            return response.json()
+        except ValueError:
+            raise GeodesError(f"GEODES answered something that is not JSON for {url}") from None
+
+    def check_key(self, href: str) -> None:
+        """Fail early, in one line, if the key is missing or wrong (before any download starts)."""
+        if not self.api_key:
+            raise GeodesError(f"no GEODES API key: set {ENV_KEY} (see `fullmaja-stac fetch --help`)")
+        try:
+            with self.session.get(href, stream=True, timeout=(10, 60)) as response:
+                if response.status_code in (401, 403):
+                    raise GeodesError(f"GEODES refused the API key (HTTP {response.status_code})")
+        except requests.TooManyRedirects:
+            raise GeodesError("GEODES answered with a redirect loop: the API key is probably wrong") from None
+        except requests.RequestException as exc:
+            raise GeodesError(f"cannot reach {urlparse(href).netloc} ({type(exc).__name__})") from None
+
+    def availability(self, urns: list[str]) -> dict[str, bool]:
+        """Online status of products (``POST /fastavailability``)."""
+        doc = self._post(f"{self.base_url}/fastavailability", {"identifiers": urns})
+        return {k: bool(v) for k, v in (doc.get("availability") or {}).items()}
+
+
+def record_fetch(store: JobStore, client: GeodesClient, products: list[GeodesProduct], request: dict) -> Job:
+    """A GEODES fetch as a job of the store: finished at once, its files known."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    job = store.add_job("geodes", client.base_url, f"geodes-{stamp}", None, request, "FINISHED")
+    info = {p.href: {"name": p.file_name, "urn": p.urn, "md5": p.md5, "size": p.size, "online": p.online}
+            for p in products if p.href}
+    return store.record_status(job.id, "FINISHED", 100.0, f"{len(info)} products found on GEODES", [],
+                               list(info), 0, result_info=info)
+
+
+class GeodesProvider:
+    """Files of a GEODES job, fetched with the X-API-Key header and checked against the MD5."""
+
+    name = "geodes"
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.base_url, self.api_key = base_url, api_key
+
+    def session(self) -> requests.Session:
+        from fullmaja_stac.peps.client import make_session
+
+        session = make_session(None)
+        session.headers["X-API-Key"] = self.api_key
+        session.max_redirects = 5
+        return session
+
+    def files(self, job: Job) -> list[RemoteFile]:
+        return [RemoteFile(meta["name"], url, meta.get("urn"), meta.get("md5"), meta.get("size"), meta.get("online", True))
+                for url, meta in job.result_info.items()]

@@ -1,0 +1,55 @@
+"""Where products come from, behind one interface: PEPS FULL_MAJA jobs and GEODES searches.
+
+A provider turns a job of the store into the files to fetch (URL, expected checksum and
+size when it publishes them, whether the file is online) and gives the HTTP session that
+carries its credentials. ``orders.download_job`` does the rest the same way for both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import requests
+
+from fullmaja_stac.jobs import Job
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    url: str
+    remote_id: str | None = None  # the provider's id of the product (GEODES item URN)
+    md5: str | None = None
+    size: int | None = None
+    online: bool = True
+    too_cloudy: bool = False  # PEPS NOVALD: a date MAJA did not produce
+
+
+class Provider(Protocol):
+    name: str
+
+    def session(self) -> requests.Session: ...
+
+    def files(self, job: Job) -> list[RemoteFile]: ...
+
+
+class PepsProvider:
+    """PEPS FULL_MAJA: results are URLs; a name with NOVALD is a date too cloudy to produce."""
+
+    name = "peps"
+
+    def __init__(self, credentials) -> None:
+        self.credentials = credentials
+
+    def session(self) -> requests.Session:
+        from fullmaja_stac.peps.client import make_session
+
+        return make_session(self.credentials)
+
+    def files(self, job: Job) -> list[RemoteFile]:
+        out = []
+        for url in job.results:
+            name = url.rstrip("/").rsplit("/", 1)[-1]
+            out.append(RemoteFile(name, url, job.remote_id, too_cloudy="NOVALD" in name))
+        return out
