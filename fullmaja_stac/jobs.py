@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS files (
     url TEXT NOT NULL,
     path TEXT NOT NULL,
     size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
+    sha256 TEXT,
     md5 TEXT,
     downloaded_at TEXT NOT NULL,
     PRIMARY KEY (job_id, name)
@@ -126,7 +126,7 @@ class FileRecord:
     url: str
     path: str
     size: int
-    sha256: str
+    sha256: str | None  # the digest computed while downloading: sha256, or the provider's MD5
     md5: str | None
     downloaded_at: datetime
 

@@ -167,6 +167,7 @@ class DateReport:
     status: str  # downloaded, already there, too cloudy, offline, failed
     size: int | None = None
     sha256: str | None = None
+    md5: str | None = None
     error: str | None = None
 
 
@@ -192,6 +193,14 @@ def _date_of(name: str) -> str | None:
     return f"{m.group(1)[:4]}-{m.group(1)[4:6]}-{m.group(1)[6:]}" if m else None
 
 
+def _still_complete(record: FileRecord, target: Path) -> bool:
+    """Skip a file only if it is on disk with the size and checksum we recorded."""
+    if not target.exists() or target.stat().st_size != record.size:
+        return False
+    sha256, md5 = file_digests(target)
+    return (record.sha256 is not None and sha256 == record.sha256) or (record.md5 is not None and md5 == record.md5)
+
+
 def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
                  observer: DownloadObserver | None = None, concurrency: int = DOWNLOAD_CONCURRENCY) -> DownloadReport:
     """Fetch every file of a finished job into ``out``; write the per-date report there."""
@@ -211,9 +220,9 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
                                            error="the provider keeps it offline (on tape); ask again later"))
             continue
         record = known.get(remote.name)
-        target = out / remote.name
-        if record and target.exists() and target.stat().st_size == record.size and file_digests(target)[0] == record.sha256:
-            report.dates.append(DateReport(_date_of(remote.name), remote.name, "already there", record.size, record.sha256))
+        if record and _still_complete(record, out / remote.name):
+            report.dates.append(DateReport(_date_of(remote.name), remote.name, "already there", record.size,
+                                           record.sha256, record.md5))
             observer.file_done(remote.name, "already there")
             continue
         todo.append(remote)
@@ -236,7 +245,7 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
             return DateReport(_date_of(remote.name), remote.name, "failed", error=str(exc))
         store.add_file(FileRecord(job.id, remote.name, remote.url, str(got.path), got.size, got.sha256, got.md5, utcnow()))
         observer.file_done(remote.name, "downloaded")
-        return DateReport(_date_of(remote.name), remote.name, "downloaded", got.size, got.sha256)
+        return DateReport(_date_of(remote.name), remote.name, "downloaded", got.size, got.sha256, got.md5)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         for future in as_completed([pool.submit(fetch, remote) for remote in todo]):

@@ -91,6 +91,8 @@ class _Job:
     novald: list[str] = field(default_factory=list)
     unprocessed: int = 0
     ready: bool = False
+    writer: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def duration(self) -> float:
@@ -199,11 +201,17 @@ class PepsEmulator:
                 return "ERROR", 100.0, "MAJA failed: not enough valid L1C dates to initialise the time series"
             if "canceled" in self.faults:
                 return "CANCELED", 0.0, "Job canceled: no DEM available for this tile (beyond +/-60 degrees latitude)"
+            if not job.ready:  # write the products in the background; report FINISHED once they exist
+                if job.writer is None:
+                    job.writer = threading.Thread(target=self.ensure_products, args=(job,), daemon=True)
+                    job.writer.start()
+                return "STALLED", 99.0, "Writing products"
             return "FINISHED", 100.0, "Process finished"
 
     def ensure_products(self, job: _Job) -> None:
-        """Write the job's products the first time they are asked for."""
-        with self.lock:
+        """Write the job's products the first time they are asked for (under the job's own
+        lock, so status requests of other jobs are not held up)."""
+        with job.lock:
             if job.ready:
                 return
             out = self.data_dir / job.id
@@ -298,14 +306,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away; nothing to tell it
 
     def _json(self, status: int, doc: dict) -> None:
         self._send(status, json.dumps(doc).encode(), "application/json")
