@@ -111,6 +111,9 @@ def ingest(
     inputs: list[Path] = typer.Argument(..., help="MAJA products (zips or folders) or folders holding them."),
     catalog: Path = typer.Option(Path("catalog"), "--catalog", "-c", help="Catalog folder to create or update."),
     workers: Optional[int] = typer.Option(None, "--workers", "-w", min=1, help="Parallel processes (default: all cores)."),
+    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Run the COG work on dask: 'local' for a "
+                                            "LocalCluster, or a scheduler address tcp://HOST:8786 (workers must see "
+                                            "the same paths)."),
 ) -> None:
     """Convert MAJA products to COGs and add them to a static STAC catalog.
 
@@ -122,7 +125,7 @@ def ingest(
     from fullmaja_stac.progress import RichIngestObserver, make_progress
 
     with make_progress(console) as progress:
-        report = run_ingest(inputs, catalog, workers=workers, observer=RichIngestObserver(progress))
+        report = run_ingest(inputs, catalog, workers=workers, observer=RichIngestObserver(progress), scheduler=scheduler)
     _print_ingest_report(report, catalog)
     if not report.ok:
         raise typer.Exit(1)
@@ -140,6 +143,18 @@ def _print_ingest_report(report, catalog: Path) -> None:
         console.print(f"  [yellow]skipped[/] {given}: {newer} is newer", highlight=False)
     for source, reason in report.failed:
         err_console.print(f"  [red]failed[/] {source}: {reason}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def export(
+    catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder."),
+    target: Path = typer.Argument(Path("items.parquet"), help="stac-geoparquet file to write."),
+) -> None:
+    """Export every item to stac-geoparquet (DuckDB, GeoPandas, stac-geoparquet, rustac read it)."""
+    from fullmaja_stac.export import export_geoparquet
+
+    count = export_geoparquet(catalog, target)
+    console.print(f"{count} items written to {target}")
 
 
 @app.command()
@@ -409,6 +424,12 @@ def emulator(
 
 GeodesUrl = typer.Option(None, "--geodes-url", envvar="FULLMAJA_STAC_GEODES_URL",
                          help="GEODES base URL (default https://geodes-portal.cnes.fr).")
+SearchTile = typer.Option(..., "--tile", help="Sentinel-2 tile, e.g. 31TCJ.")
+SearchStart = typer.Option(..., "--start", formats=DATE_FORMATS, help="First day.")
+SearchEnd = typer.Option(..., "--end", formats=DATE_FORMATS, help="Last day.")
+SearchOrbit = typer.Option(None, "--orbit", min=1, max=143, help="Relative orbit.")
+MaxCloud = typer.Option(None, "--max-cloud", help="Keep products with at most this cloud cover (%).")
+Provider = typer.Option("geodes", "--provider", help="Where to look: geodes (PEPS products are ordered with `request`).")
 
 
 def _geodes_search(provider: str, tile: str, orbit: Optional[int], start: datetime, end: datetime,
@@ -432,12 +453,12 @@ def _geodes_search(provider: str, tile: str, orbit: Optional[int], start: dateti
 
 @app.command()
 def search(
-    tile: str = typer.Option(..., help="Sentinel-2 tile, e.g. 31TCJ."),
-    start: datetime = typer.Option(..., formats=DATE_FORMATS, help="First day."),
-    end: datetime = typer.Option(..., formats=DATE_FORMATS, help="Last day."),
-    orbit: Optional[int] = typer.Option(None, min=1, max=143, help="Relative orbit."),
-    max_cloud: Optional[float] = typer.Option(None, help="Keep products with at most this cloud cover (%)."),
-    provider: str = typer.Option("geodes", help="Where to search: geodes."),
+    tile: str = SearchTile,
+    start: datetime = SearchStart,
+    end: datetime = SearchEnd,
+    orbit: Optional[int] = SearchOrbit,
+    max_cloud: Optional[float] = MaxCloud,
+    provider: str = Provider,
     geodes_url: Optional[str] = GeodesUrl,
 ) -> None:
     """List MAJA L2A products that already exist on GEODES (no key needed to search)."""
@@ -456,16 +477,16 @@ def search(
 
 @app.command()
 def fetch(
-    tile: str = typer.Option(..., help="Sentinel-2 tile, e.g. 31TCJ."),
-    start: datetime = typer.Option(..., formats=DATE_FORMATS, help="First day."),
-    end: datetime = typer.Option(..., formats=DATE_FORMATS, help="Last day."),
-    orbit: Optional[int] = typer.Option(None, min=1, max=143, help="Relative orbit."),
-    max_cloud: Optional[float] = typer.Option(None, help="Keep products with at most this cloud cover (%)."),
+    tile: str = SearchTile,
+    start: datetime = SearchStart,
+    end: datetime = SearchEnd,
+    orbit: Optional[int] = SearchOrbit,
+    max_cloud: Optional[float] = MaxCloud,
     name: Optional[list[str]] = typer.Option(None, "--name", help="Only these product names (repeat)."),
     out: Path = typer.Option(Path("products"), "--out", "-o", help="Folder for the zips and the report."),
     then_ingest: bool = typer.Option(False, "--ingest", help="Ingest what arrived into --catalog."),
     catalog: Path = typer.Option(Path("catalog"), "--catalog", "-c", help="Catalog for --ingest."),
-    provider: str = typer.Option("geodes", help="Where to fetch from: geodes."),
+    provider: str = Provider,
     geodes_url: Optional[str] = GeodesUrl,
     state_dir: Optional[Path] = StateDir,
 ) -> None:

@@ -15,7 +15,6 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from pathlib import Path
 from urllib.parse import urlparse
 
 import requests

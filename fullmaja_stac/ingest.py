@@ -1,8 +1,8 @@
 """Orchestration: find products → read → COGs (in parallel) → item → catalog.
 
-Raster conversions of all products share one process pool, so a single full-size product
-already keeps every core busy. The catalog itself is written only by this process, under a
-lock, one complete item at a time.
+Raster conversions of all products share one process pool (or one dask cluster), so a single
+full-size product already keeps every core busy. The catalog itself is written only by this
+process, under a lock, one complete item at a time.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from multiprocessing import get_context
@@ -122,11 +123,15 @@ def ingest(
     observer: IngestObserver | None = None,
     provenance: dict[str, Provenance] | None = None,
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    scheduler: str | None = None,
 ) -> IngestReport:
     """Ingest MAJA products into the static catalog at ``catalog``; returns what happened.
 
     A product that fails is reported and does not stop the others. Re-ingesting a product
-    already in the catalog does no raster work and writes nothing.
+    already in the catalog does no raster work and writes nothing. ``scheduler``: None for a
+    local process pool of ``workers``, ``"local"`` for a dask ``LocalCluster`` of ``workers``,
+    or a dask scheduler address (``tcp://host:8786``) whose workers see the same files; the
+    catalog is written by this process either way.
     """
     observer = observer or _Silent()
     workers = workers or os.cpu_count() or 1
@@ -141,12 +146,64 @@ def ingest(
         todo: list[_Work] = []
         for path in products:
             work = _prepare(path, store, report, observer)
-            if work is not None:
-                todo.append(work)
+            if work is None:
+                continue
+            if any(w.product.id == work.product.id for w in todo):  # the same product given twice
+                report.unchanged.append(work.product.id)
+                observer.product_done(work.product.id, "unchanged")
+                continue
+            todo.append(work)
         if not todo:
             return report
-        _run(todo, store, report, observer, workers, provenance, now)
+        with _executor(workers, scheduler) as submit:
+            _run(todo, store, report, observer, submit, provenance, now)
     return report
+
+
+@contextmanager
+def _executor(workers: int, scheduler: str | None):
+    """A ``submit(fn, *args) -> future`` for the raster tasks: inline, process pool or dask."""
+    if scheduler:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError:
+            raise FullMajaError("--scheduler needs dask's distributed: pip install distributed") from None
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None) if scheduler == "local" else None
+        try:
+            client = Client(cluster or scheduler, timeout=30)
+        except OSError as exc:
+            raise FullMajaError(f"cannot reach the dask scheduler {scheduler} ({exc})") from None
+        try:
+            yield lambda fn, *args: client.submit(fn, *args, pure=False)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    elif workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+            yield pool.submit
+    else:
+        yield _run_inline
+
+
+def _run_inline(fn, *args) -> Future:
+    future: Future = Future()
+    try:
+        future.set_result(fn(*args))
+    except Exception as exc:  # noqa: BLE001 - recorded against its product
+        future.set_exception(exc)
+    return future
+
+
+def _wait_first(futures: set) -> tuple[set, set]:
+    """``wait(FIRST_COMPLETED)`` for concurrent.futures and dask futures alike."""
+    if futures and not isinstance(next(iter(futures)), Future):
+        from distributed import wait as dask_wait
+
+        done, pending = dask_wait(futures, return_when="FIRST_COMPLETED")
+        return set(done), set(pending)
+    return wait(futures, return_when=FIRST_COMPLETED)
 
 
 def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: IngestObserver) -> _Work | None:
@@ -176,9 +233,8 @@ def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: In
     return _Work(product, where, plans, staging, sorted(others), len(plans))
 
 
-def _run(todo, store, report, observer, workers, provenance, now) -> None:
-    futures: dict[Future, tuple[_Work, AssetPlan]] = {}
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) if workers > 1 else None
+def _run(todo, store, report, observer, submit, provenance, now) -> None:
+    futures: dict = {}
     try:
         for work in todo:
             # Largest rasters first within a product: less idle time at the end of the pool.
@@ -186,18 +242,10 @@ def _run(todo, store, report, observer, workers, provenance, now) -> None:
             for plan in by_size:
                 args = (work.product.gdal_path(plan.raster.path), str(work.staging / plan.filename), plan.band_index,
                         plan.nodata, plan.resampling, plan.kind != MASK)
-                if pool is None:
-                    future: Future = Future()
-                    try:
-                        future.set_result(_convert_task(*args))
-                    except Exception as exc:  # noqa: BLE001 - recorded against its product
-                        future.set_exception(exc)
-                else:
-                    future = pool.submit(_convert_task, *args)
-                futures[future] = (work, plan)
+                futures[submit(_convert_task, *args)] = (work, plan)
         remaining = set(futures)
         while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            done, remaining = _wait_first(remaining)
             for future in done:
                 work, plan = futures[future]
                 try:
@@ -209,8 +257,8 @@ def _run(todo, store, report, observer, workers, provenance, now) -> None:
                 if work.pending == 0:
                     _finish(work, store, report, observer, provenance, now)
     finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+        for future in futures:
+            future.cancel()
         for work in todo:
             if work.staging.exists():
                 shutil.rmtree(work.staging, ignore_errors=True)

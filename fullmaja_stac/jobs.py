@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
+
 from fullmaja_stac.errors import FullMajaError
 
 SCHEMA = """
@@ -64,6 +66,10 @@ CREATE TABLE IF NOT EXISTS files (
     PRIMARY KEY (job_id, name)
 );
 """
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def utcnow() -> datetime:
@@ -137,14 +143,18 @@ class JobStore:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = folder / "jobs.sqlite"
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        # Switching to WAL (persistent in the file) may answer "locked" at once, without waiting
+        # for the busy timeout, when another process opens the store at the same moment.
+        for attempt in Retrying(stop=stop_after_delay(30), wait=wait_random(0.01, 0.2),
+                                retry=retry_if_exception(_is_locked), reraise=True):
+            with attempt, self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA busy_timeout=30000")
         try:

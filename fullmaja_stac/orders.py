@@ -5,7 +5,6 @@ Library functions used by the CLI and the demo alike; nothing here prints.
 
 from __future__ import annotations
 
-import json
 import re
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field

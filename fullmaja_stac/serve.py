@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 import mimetypes
-import os
-import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.httpserver import LoopbackServer, parse_range
 
 BROWSER_PREFIX = "/browser/"
 MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "image/tiff", ".jpg": "image/jpeg",
@@ -48,24 +46,16 @@ def browser_config(catalog: Path, catalog_url: str) -> bytes:
     return f"window.STAC_BROWSER_CONFIG = {json.dumps(config, indent=2)};\n".encode()
 
 
-class CatalogServer:
+class CatalogServer(LoopbackServer):
     def __init__(self, catalog: Path, port: int = 8000, host: str = "127.0.0.1", browser: Path | None = None) -> None:
         self.catalog = Path(catalog).resolve()
         if not (self.catalog / "catalog.json").exists():
             raise FullMajaError(f"{catalog}: no catalog.json here; run `fullmaja-stac ingest` or `fullmaja-stac demo` first")
         self.browser = browser.resolve() if browser else None
-        handler = type("Handler", (_Handler,), {"server_ref": self})
         try:
-            self.httpd = ThreadingHTTPServer((host, port), handler)
+            super().__init__(type("Handler", (_Handler,), {"server_ref": self}), host, port, "catalog-server")
         except OSError as exc:
             raise FullMajaError(f"cannot listen on {host}:{port} ({exc.strerror}); try another --port") from None
-        self.httpd.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
 
     @property
     def catalog_url(self) -> str:
@@ -74,24 +64,6 @@ class CatalogServer:
     @property
     def browser_url(self) -> str:
         return f"{self.url}{BROWSER_PREFIX}"
-
-    def start(self) -> "CatalogServer":
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="catalog-server", daemon=True)
-        self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        self.httpd.serve_forever()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def __enter__(self) -> "CatalogServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -164,21 +136,15 @@ class _Handler(BaseHTTPRequestHandler):
             total = target.stat().st_size
             media = MEDIA_TYPES.get(target.suffix.lower()) or mimetypes.guess_type(target.name)[0] or "application/octet-stream"
             data = None
-        start, end, status = 0, total - 1, 200
-        if m := re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range", "").strip()):
-            if m.group(1):
-                start = int(m.group(1))
-                end = min(int(m.group(2)), total - 1) if m.group(2) else total - 1
-            elif m.group(2):  # suffix range: the last N bytes
-                start = max(0, total - int(m.group(2)))
-            if start >= total or start > end:
-                self.send_response(416)
-                self._cors()
-                self.send_header("Content-Range", f"bytes */{total}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            status = 206
+        wanted = parse_range(self.headers.get("Range"), total)
+        if wanted is False:
+            self.send_response(416)
+            self._cors()
+            self.send_header("Content-Range", f"bytes */{total}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        (start, end), status = (wanted, 206) if wanted else ((0, total - 1), 200)
         length = end - start + 1 if total else 0
         self.send_response(status)
         self._cors()

@@ -104,3 +104,19 @@ def test_renamed_collection_is_a_clear_error(emu):
     client = GeodesClient(emu.url, collection="MUSCATE_SENTINEL2_SENTINEL2_L2A")
     with pytest.raises(GeodesError, match="HTTP 400"):
         client.search("31TCJ", 51, START, END)
+
+
+def test_pystac_client_searches_where_geodes_is_standard(emu):
+    """pystac-client finds the search endpoint and sends `query`; it pages by `next` links,
+    which GEODES does not give (it pages by number): one page only, as docs/NOTES.md says."""
+    from pystac_client import Client
+
+    client = Client.open(f"{emu.url}/api/stac")
+    search = client.search(collections=["THEIA_REFLECTANCE_SENTINEL2_L2A"], limit=80, method="POST",
+                           query={"grid:code": {"eq": "T31TCJ"}, "sat:relative_orbit": {"eq": 51}})
+    names = [i.properties["identifier"] for i in search.items()]
+    expected = _expected(emu, "31TCJ", 51)
+    assert names == expected and len(expected) < 80  # one page holds them all
+    both = client.search(collections=["THEIA_REFLECTANCE_SENTINEL2_L2A"], limit=80, method="POST",
+                         query={"grid:code": {"eq": "T31TCJ"}})
+    assert len(list(both.items())) == 80 < len(_expected(emu, "31TCJ"))  # no next link: first page only

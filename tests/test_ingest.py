@@ -300,3 +300,18 @@ def test_killed_ingest_leaves_a_valid_catalog_that_the_next_run_completes(tmp_pa
     assert report.ok and len(report.added) + len(report.unchanged) == 5
     assert len(_items(root)) == 5 and validate_catalog(root).ok
     assert not list(root.rglob(".staging-*")) and not list(root.rglob("*.tmp"))
+
+
+def test_dask_local_cluster_gives_the_same_catalog_byte_for_byte(tmp_path, product_zips):
+    from datetime import datetime, timezone
+
+    fixed = lambda: datetime(2026, 1, 1, tzinfo=timezone.utc)  # noqa: E731 - created/updated stamps
+    pool = ingest(product_zips[:3], tmp_path / "pool", workers=2, now=fixed)
+    dask = ingest(product_zips[:3], tmp_path / "dask", workers=2, now=fixed, scheduler="local")
+    assert pool.ok and dask.ok and sorted(pool.added) == sorted(dask.added)
+
+    def files(root: Path) -> dict[str, bytes]:
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*")
+                if p.is_file() and not p.name.startswith(".fullmaja-stac.lock")}
+
+    assert files(tmp_path / "pool") == files(tmp_path / "dask")

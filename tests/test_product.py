@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import zipfile
-from dataclasses import replace
 from datetime import date
-from pathlib import Path
 
-import numpy as np
 import pytest
 import rasterio
 

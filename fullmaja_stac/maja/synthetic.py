@@ -11,14 +11,13 @@ grid of the tile (10 m R1, 20 m R2, from the tile's upper-left corner); a produc
 from __future__ import annotations
 
 import hashlib
-import io
 import math
 import os
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from pyproj import Transformer
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.maja.bands import BY_MAJA_ID, L2A_GROUPS, SPECTRAL_BANDS
 from fullmaja_stac.maja.orbits import passes
-from fullmaja_stac.tiles import TILE_SIZE_M, TileGrid, tile_grid
+from fullmaja_stac.tiles import TileGrid, tile_grid
 
 # Reflectance spectra (0–1) of the surfaces we paint, per MAJA band.
 SPECTRA: dict[str, dict[str, float]] = {
@@ -267,14 +266,14 @@ def _paint(spec: ProductSpec, options: SynthOptions, sun_zenith: float, sun_azim
         fre_b = refl * slope_factor
         if b in L2A_GROUPS["R2"]:
             refl, fre_b = _block_mean(refl), _block_mean(fre_b)
-            v = _block_any(valid.astype(np.uint8)).astype(bool) & _block_mean(valid.astype(np.float32)).__ge__(1.0)
+            v = _block_mean(valid.astype(np.float32)) >= 1.0  # a 20 m pixel is valid if all its 10 m are
         else:
             v = valid
             refl = np.where(specks, 1.6, refl)
             fre_b = np.where(specks, 1.6, fre_b)
         sre[b] = np.where(v, np.round(refl * REFLECTANCE_QUANTIFICATION), NODATA).astype(np.int16)
         fre[b] = np.where(v, np.round(fre_b * REFLECTANCE_QUANTIFICATION), NODATA).astype(np.int16)
-    for i, b in enumerate(L2A_GROUPS["R1"]):
+    for i in range(len(L2A_GROUPS["R1"])):  # a saturated speck saturates every 10 m band
         sat_r1 |= (specks & valid).astype(np.uint8) << i
 
     # Masks at R1, then R2 by "any pixel of the 2x2 block" (what MAJA does for flags).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import re
 import threading
 import zipfile
 import zlib
@@ -156,7 +157,10 @@ def _attempt(session: requests.Session, url: str, part: Path, headers: dict,
             if response.status_code == 200 and offset:
                 raise TransientDownloadError("the server ignored our Range request; starting again", restart=True)
             if response.status_code == 206:
-                total = int(response.headers["Content-Range"].rsplit("/", 1)[-1])
+                m = re.fullmatch(r"bytes (\d+)-\d+/(\d+)", response.headers.get("Content-Range", "").strip())
+                if not m or int(m.group(1)) != offset:  # not the part we asked for: appending would corrupt
+                    raise TransientDownloadError("the server resumed at another offset; starting again", restart=True)
+                total = int(m.group(2))
             else:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length is not None else None

@@ -30,13 +30,13 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from email.utils import formatdate
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 from fullmaja_stac.config import FIRST_PRODUCT_S, PER_DATE_S
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.httpserver import LoopbackServer, parse_range
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 
 MAX_RUNNING = 10
@@ -99,7 +99,7 @@ class _Job:
         return FIRST_PRODUCT_S + PER_DATE_S * max(0, len(self.specs) - 1)
 
 
-class PepsEmulator:
+class PepsEmulator(LoopbackServer):
     """Run with ``with PepsEmulator() as emu: emu.url``; or ``start()`` / ``stop()``."""
 
     def __init__(self, port: int = 0, speed: float = 3600.0, size: int = 120, seed: int = 0,
@@ -121,32 +121,12 @@ class PepsEmulator:
         self._last_id = 0
         self.geodes_keys = {GEODES_KEY}
         self._geodes: list[dict] | None = None
-        handler = type("Handler", (_Handler,), {"emulator": self})
-        self.server = ThreadingHTTPServer((host, port), handler)
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> "PepsEmulator":
-        self._thread = threading.Thread(target=self.server.serve_forever, name="peps-emulator", daemon=True)
-        self._thread.start()
-        return self
+        super().__init__(type("Handler", (_Handler,), {"emulator": self}), host, port, "peps-emulator")
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().stop()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> "PepsEmulator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- job model -----------------------------------------------------------------------
     def new_job_id(self) -> str:
@@ -383,6 +363,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, {"type": "FeatureCollection", "features": features,
                          "context": {"matched": len(matched), "returned": len(features), "limit": limit, "page": page}})
 
+    def _geodes_landing(self) -> None:
+        """Enough of a STAC API landing page for pystac-client to find the search endpoint."""
+        base = f"{self.emulator.url}/api/stac"
+        self._json(200, {
+            "type": "Catalog", "id": "geodes", "stac_version": "1.0.0",
+            "description": "GEODES STAC API (emulated by fullmaja-stac)",
+            "conformsTo": ["https://api.stacspec.org/v1.0.0/core", "https://api.stacspec.org/v1.0.0/item-search",
+                           "https://api.stacspec.org/v1.0.0-rc.1/item-search#query"],
+            "links": [{"rel": "self", "href": base, "type": "application/json"},
+                      {"rel": "root", "href": base, "type": "application/json"},
+                      {"rel": "search", "href": f"{base}/search", "type": "application/geo+json", "method": "POST"}],
+        })
+
     def _geodes_item(self, e: dict) -> dict:
         emu = self.emulator
         path = emu.geodes_file(e)
@@ -429,6 +422,9 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.emulator
         url = urlparse(self.path)
         emu.requests.append((self.command, self.path, dict(self.headers)))
+        if url.path in ("/api/stac", "/api/stac/"):
+            self._geodes_landing()
+            return
         if m := re.fullmatch(r"/api/download/([^/]+)/files/([0-9a-f]+)", url.path):
             if emu.fault_once("429", "download") or emu.fault_once("500", "download"):
                 code = 429 if "429" in emu.faults else 500
@@ -547,15 +543,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         data = path.read_bytes()
         total = len(data)
-        start, end, status = 0, total - 1, 200
-        header = self.headers.get("Range", "")
-        if m := re.fullmatch(r"bytes=(\d+)-(\d*)", header.strip()):
-            start = int(m.group(1))
-            end = min(int(m.group(2)), total - 1) if m.group(2) else total - 1
-            if start >= total:
-                self._send(416, b"", "application/zip", {"Content-Range": f"bytes */{total}"})
-                return
-            status = 206
+        wanted = parse_range(self.headers.get("Range"), total)
+        if wanted is False:
+            self._send(416, b"", "application/zip", {"Content-Range": f"bytes */{total}"})
+            return
+        (start, end), status = (wanted, 206) if wanted else ((0, total - 1), 200)
         body = data[start:end + 1]
         if body and emu.fault_once("corrupt", name):
             middle = len(body) // 2

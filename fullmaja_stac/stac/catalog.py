@@ -25,7 +25,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
@@ -286,20 +286,13 @@ def _index_entry(item: dict) -> dict:
 
 
 def _summarize(entries) -> dict:
-    entries = list(entries)
-    out: dict = {"count": len(entries)}
-    if not entries:
-        return out
-    out["bbox"] = [min(e["bbox"][0] for e in entries), min(e["bbox"][1] for e in entries),
-                   max(e["bbox"][2] for e in entries), max(e["bbox"][3] for e in entries)]
-    out["start"] = min(e["datetime"] for e in entries)
-    out["end"] = max(e["datetime"] for e in entries)
-    for key in ("platform", "grid:code", "sat:relative_orbit", "gsd"):
-        out[key] = sorted({e[key] for e in entries if e.get(key) is not None})
-    for key in ("eo:cloud_cover", "eo:snow_cover"):
-        values = [e[key] for e in entries if e.get(key) is not None]
-        out[key] = [min(values), max(values)] if values else []
-    return out
+    """Aggregate of a year's index entries: each entry is a summary of one item."""
+    return _merge_summaries([
+        {"count": 1, "bbox": e["bbox"], "start": e["datetime"], "end": e["datetime"],
+         **{k: [e[k]] if e.get(k) is not None else [] for k in ("platform", "grid:code", "sat:relative_orbit", "gsd")},
+         **{k: [e[k], e[k]] if e.get(k) is not None else [] for k in ("eo:cloud_cover", "eo:snow_cover")}}
+        for e in entries
+    ])
 
 
 def _merge_summaries(summaries: list[dict]) -> dict:
