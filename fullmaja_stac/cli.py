@@ -12,7 +12,6 @@ from typing import Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fullmaja_stac.errors import FullMajaError
 
@@ -44,17 +43,6 @@ app = _App(
 )
 
 
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
-
-
 @app.command()
 def synth(
     tile: str = typer.Option("31TCJ", help="Sentinel-2 tile, e.g. 31TCJ or T31TCJ."),
@@ -71,7 +59,8 @@ def synth(
     The products sit on the real grid of the tile, with realistic pixels, masks and metadata;
     about one date in seven is too cloudy (L2NOTV) and one in ten is a split product.
     """
-    from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
+    from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_series
+    from fullmaja_stac.progress import make_progress
 
     if end < start:
         raise FullMajaError(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}")
@@ -79,13 +68,12 @@ def synth(
     if not specs:
         raise FullMajaError(f"no Sentinel-2 pass on orbit {orbit} between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
     options = SynthOptions(size=size, zipped=not folders, seed=seed)
-    with progress_bar() as progress:
+    with make_progress(console) as progress:
         task = progress.add_task(f"writing {len(specs)} products", total=len(specs))
-        for spec in specs:
-            path = write_product(spec, out, options)
-            progress.advance(task)
-            progress.console.print(f"  {path}", highlight=False)
-    console.print(f"[green]{len(specs)} products written to {out}[/]")
+        paths = write_series(specs, out, options, progress=lambda: progress.advance(task))
+    for path in paths:
+        console.print(f"  {path}", highlight=False)
+    console.print(f"[green]{len(paths)} products written to {out}[/]")
 
 
 @app.command()
@@ -240,7 +228,7 @@ def _status_table(store, jobs):
     from rich.table import Table
 
     from fullmaja_stac.jobs import utcnow
-    from fullmaja_stac.orders import _human, health
+    from fullmaja_stac.orders import health, human_duration
 
     table = Table(title="FULL_MAJA jobs", title_justify="left")
     for column in ("job", "PEPS id", "request", "state", "progress", "age", "no move for", "expected end", "products"):
@@ -260,8 +248,8 @@ def _status_table(store, jobs):
             job.remote_id or "", request,
             f"[{colour}]{h.flag}[/]" if colour else h.flag,
             f"{job.progress:g} %" if job.progress is not None else "",
-            _human(now - job.submitted_at),
-            _human(h.since_progress) if h.since_progress and h.flag in ("running", "stalled") else "",
+            human_duration(now - job.submitted_at),
+            human_duration(h.since_progress) if h.since_progress and h.flag in ("running", "stalled") else "",
             h.expected_end.strftime("%Y-%m-%d %H:%M") if h.expected_end and h.flag in ("running", "stalled") else "",
             products,
         )
@@ -625,10 +613,6 @@ def demo(
     console.print(f"browse it: [bold]fullmaja-stac serve {catalog} --browser[/]")
     if not (v.ok and ingested.ok and downloaded.ok):
         raise typer.Exit(1)
-
-
-def main() -> None:  # pragma: no cover - console-script entry point alias
-    app()
 
 
 if __name__ == "__main__":  # pragma: no cover

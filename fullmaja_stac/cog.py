@@ -15,7 +15,7 @@ from pathlib import Path
 
 import rasterio
 from rasterio.errors import RasterioError
-from rio_cogeo.cogeo import cog_translate, cog_validate
+from rio_cogeo.cogeo import cog_translate
 from rio_cogeo.profiles import cog_profiles
 
 from fullmaja_stac.errors import ProductError
@@ -66,8 +66,3 @@ def convert(source: str, target: str, band_index: int, nodata: float | None, res
         tmp.unlink(missing_ok=True)
         raise
     return CogResult(str(dst), dst.stat().st_size, multihash_sha256(dst))
-
-
-def is_valid_cog(path: str) -> bool:
-    valid, _errors, _warnings = cog_validate(path, quiet=True)
-    return bool(valid)

@@ -114,22 +114,22 @@ def health(job: Job, now: datetime | None = None) -> Health:
     if job.state in (PENDING, ACCEPTED):
         age = now - job.submitted_at
         if age > LONG_QUEUE:
-            return Health("waiting-long", None, since, f"queued for {_human(age)}: PEPS runs at most 10 FULL_MAJA jobs "
+            return Health("waiting-long", None, since, f"queued for {human_duration(age)}: PEPS runs at most 10 FULL_MAJA jobs "
                           f"for all users; keep waiting, or `fullmaja-stac resubmit {job.id}` if it never starts")
         return Health("queued" if job.state == PENDING else "submitted", None, since)
     stall_limit = timedelta(seconds=STALL_FACTOR * PER_DATE_S)
     if since is not None and since > stall_limit:
         return Health("stalled", expected_end, since,
-                      f"progress has not moved for {_human(since)} (a date takes ~25 min): the job is probably dead; "
+                      f"progress has not moved for {human_duration(since)} (a date takes ~25 min): the job is probably dead; "
                       f"`fullmaja-stac resubmit {job.id}` sends it again, `fullmaja-stac forget {job.id}` drops it")
     if expected_end is not None and now > expected_end + max(LATE_MARGIN, duration):
         return Health("stalled", expected_end, since,
-                      f"running {_human(now - expected_end)} past its expected end: "
+                      f"running {human_duration(now - expected_end)} past its expected end: "
                       f"`fullmaja-stac resubmit {job.id}` sends it again")
     return Health("running", expected_end, since)
 
 
-def _human(delta: timedelta) -> str:
+def human_duration(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
     if minutes < 60:
         return f"{minutes} min"

@@ -294,10 +294,11 @@ def test_killed_ingest_leaves_a_valid_catalog_that_the_next_run_completes(tmp_pa
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     landed = len(_items(root))
-    assert 1 <= landed < 5, "the kill should land between the first and the last item"
-    assert validate_catalog(root).ok
+    assert 1 <= landed < 5, f"the kill should land between the first and the last item, {landed} landed"
+    after_kill = validate_catalog(root)
+    assert after_kill.ok, after_kill.invalid
     report = ingest([inputs], root, workers=2)
-    assert report.ok and len(report.added) + len(report.unchanged) == 5
+    assert report.ok and len(report.added) + len(report.unchanged) == 5, report
     assert len(_items(root)) == 5 and validate_catalog(root).ok
     assert not list(root.rglob(".staging-*")) and not list(root.rglob("*.tmp"))
 

@@ -58,17 +58,16 @@ class MaskFamily:
     code: str
     title: str
     roles: tuple[str, ...]
-    bitfield: bool  # bits are independent flags (EDG is a single 0/1 flag)
 
 
 MASK_FAMILIES: dict[str, MaskFamily] = {
-    "CLM": MaskFamily("CLM", "Cloud mask", ("cloud", "data-mask"), True),
-    "MG2": MaskFamily("MG2", "Geophysical mask", ("cloud", "snow-ice", "water-mask", "data-mask"), True),
-    "SAT": MaskFamily("SAT", "Saturation mask", ("saturation", "data-mask"), True),
-    "EDG": MaskFamily("EDG", "Edge (no-data) mask", ("data-mask",), True),
-    "IAB": MaskFamily("IAB", "Interpolated ATB mask", ("data-mask",), True),
-    "DFP": MaskFamily("DFP", "Defective pixel mask", ("data-mask",), True),
-    "DTF": MaskFamily("DTF", "Detector footprint", ("data-mask",), False),
+    "CLM": MaskFamily("CLM", "Cloud mask", ("cloud", "data-mask")),
+    "MG2": MaskFamily("MG2", "Geophysical mask", ("cloud", "snow-ice", "water-mask", "data-mask")),
+    "SAT": MaskFamily("SAT", "Saturation mask", ("saturation", "data-mask")),
+    "EDG": MaskFamily("EDG", "Edge (no-data) mask", ("data-mask",)),
+    "IAB": MaskFamily("IAB", "Interpolated ATB mask", ("data-mask",)),
+    "DFP": MaskFamily("DFP", "Defective pixel mask", ("data-mask",)),
+    "DTF": MaskFamily("DTF", "Detector footprint", ("data-mask",)),
 }
 
 

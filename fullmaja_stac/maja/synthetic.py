@@ -28,7 +28,7 @@ from PIL import Image
 from pyproj import Transformer
 
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.maja.bands import BY_MAJA_ID, L2A_GROUPS, SPECTRAL_BANDS
+from fullmaja_stac.maja.bands import BY_MAJA_ID, GROUP_RESOLUTION_M, L2A_GROUPS, SPECTRAL_BANDS
 from fullmaja_stac.maja.orbits import passes
 from fullmaja_stac.tiles import TileGrid, tile_grid
 
@@ -45,8 +45,8 @@ AOT_QUANTIFICATION = 200
 WVC_QUANTIFICATION = 20
 NODATA = -10000
 DETECTORS = ("04", "05", "06")
-R1_PIXEL_M = 10.0
-GROUP_PIXEL_M = {"R1": 10.0, "R2": 20.0, "R3": 60.0}
+GROUP_PIXEL_M = {g: float(m) for g, m in GROUP_RESOLUTION_M.items()}
+R1_PIXEL_M = GROUP_PIXEL_M["R1"]
 MG2_NATURES = ("Water", "Cloud", "Snow", "Cloud_Shadow", "Topography_Shadow", "Hidden_Surface", "Sun_Too_Low", "Tangent_Sun")
 
 
