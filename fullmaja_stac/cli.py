@@ -225,33 +225,37 @@ def import_log(
 
 
 def _status_table(store, jobs):
+    from rich import box
     from rich.table import Table
 
     from fullmaja_stac.jobs import utcnow
     from fullmaja_stac.orders import health, human_duration
 
-    table = Table(title="FULL_MAJA jobs", title_justify="left")
-    for column in ("job", "PEPS id", "request", "state", "progress", "age", "no move for", "expected end", "products"):
+    table = Table(title="FULL_MAJA jobs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("job / PEPS id", "request", "state", "timing", "products"):
         table.add_column(column, overflow="fold")
     notes = []
     now = utcnow()
     for job in jobs:
         h = health(job, now)
         colour = {"finished": "green", "failed": "red", "stalled": "bold red", "waiting-long": "yellow"}.get(h.flag, "")
-        request = f"{job.tile or '?'} o{job.orbit or '?'} {job.start_date or ''}→{job.end_date or ''}"
+        state = f"[{colour}]{h.flag}[/]" if colour else h.flag
+        if job.progress is not None and h.flag != "finished":
+            state += f"\n{job.progress:g} %"
+        timing = [f"age {human_duration(now - job.submitted_at)}"]
+        if h.flag in ("running", "stalled"):
+            if h.since_progress:
+                timing.append(f"no move {human_duration(h.since_progress)}")
+            if h.expected_end:
+                timing.append(f"end ~{h.expected_end:%m-%d %H:%M}")
         products = ""
         if job.results or job.unprocessed:
             cloudy = sum(1 for u in job.results if "NOVALD" in u)
-            products = f"{len(job.results) - cloudy} ready, {cloudy} too cloudy, {job.unprocessed} unprocessed"
+            products = f"{len(job.results) - cloudy} ready\n{cloudy} too cloudy\n{job.unprocessed} unprocessed"
         table.add_row(
-            str(job.id) + (f" (resubmits {job.resubmitted_from})" if job.resubmitted_from else ""),
-            job.remote_id or "", request,
-            f"[{colour}]{h.flag}[/]" if colour else h.flag,
-            f"{job.progress:g} %" if job.progress is not None else "",
-            human_duration(now - job.submitted_at),
-            human_duration(h.since_progress) if h.since_progress and h.flag in ("running", "stalled") else "",
-            h.expected_end.strftime("%Y-%m-%d %H:%M") if h.expected_end and h.flag in ("running", "stalled") else "",
-            products,
+            f"{job.id}" + (f" (after {job.resubmitted_from})" if job.resubmitted_from else "") + f"\n{job.remote_id or ''}",
+            f"{job.tile or '?'} orbit {job.orbit or '?'}\n{job.start_date or '?'} → {job.end_date or '?'}",
+            state, "\n".join(timing), products,
         )
         if h.advice and h.flag != "finished":
             notes.append(f"job {job.id}: {h.advice}")
