@@ -285,6 +285,8 @@ def status(
     while True:
         errors = []
         for i, job in enumerate(selected):
+            if job.provider != "peps" or job.state in TERMINAL:
+                continue  # GEODES fetches are finished when recorded; ended jobs do not change
             try:
                 client = clients.get(job.base_url) or clients.setdefault(job.base_url, _client(job.base_url, auth))
                 selected[i] = refresh(store, client, job)

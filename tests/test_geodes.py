@@ -120,3 +120,15 @@ def test_pystac_client_searches_where_geodes_is_standard(emu):
     both = client.search(collections=["THEIA_REFLECTANCE_SENTINEL2_L2A"], limit=80, method="POST",
                          query={"grid:code": {"eq": "T31TCJ"}})
     assert len(list(both.items())) == 80 < len(_expected(emu, "31TCJ"))  # no next link: first page only
+
+
+def test_status_lists_a_geodes_fetch_without_peps_credentials(emu, tmp_path):
+    client = GeodesClient(emu.url, GEODES_KEY)
+    products = client.search("31TCJ", 51, date(2020, 6, 1), date(2020, 6, 30))
+    record_fetch(JobStore(tmp_path / "state"), client, products, {"tile": "31TCJ", "orbit": 51})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PEPS_")}
+    env.update(FULLMAJA_STAC_STATE_DIR=str(tmp_path / "state"), HOME=str(tmp_path))
+    run = subprocess.run([sys.executable, "-m", "fullmaja_stac.cli", "status"], capture_output=True, text=True,
+                         env={**env, "COLUMNS": "120"})
+    assert run.returncode == 0, run.stderr
+    assert "finished" in run.stdout and f"{len(products)} ready" in run.stdout

@@ -267,7 +267,7 @@ def read_product(path: str | os.PathLike[str]) -> MajaProduct:
         mtd_where = f"{source}/{container.mtd}" if container.zip is None else f"{source}!{container.prefix}{container.mtd}"
         mtd = parse_mtd(container.read_bytes(container.mtd), mtd_where)
         name = NAME_PATTERN.match(mtd.id)
-        platform = (mtd.platform or (name.group("platform") if name else "")).upper()
+        platform = re.sub(r"[-_ ]", "", mtd.platform or (name.group("platform") if name else "")).upper()
         tile = (mtd.tile or (name.group("tile") if name else "")).upper()
         tile = tile[1:] if tile.startswith("T") and len(tile) == 6 else tile
         if not platform or not tile:
