@@ -64,10 +64,10 @@ def synth(
 
     if end < start:
         raise FullMajaError(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}")
+    options = SynthOptions(size=size, zipped=not folders, seed=seed)
     specs = plan_series(tile, orbit, start.date(), end.date(), seed=seed)
     if not specs:
         raise FullMajaError(f"no Sentinel-2 pass on orbit {orbit} between {start:%Y-%m-%d} and {end:%Y-%m-%d}")
-    options = SynthOptions(size=size, zipped=not folders, seed=seed)
     with make_progress(console) as progress:
         task = progress.add_task(f"writing {len(specs)} products", total=len(specs))
         paths = write_series(specs, out, options, progress=lambda: progress.advance(task))

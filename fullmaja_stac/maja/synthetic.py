@@ -65,6 +65,11 @@ class SynthOptions:
     band_entries: int = 13  # 13 (with an R3 group for B1, B9, B10) or 10 spectral entries
     path_prefix: str = ""  # "./" as some MTDs write it
 
+    def __post_init__(self) -> None:
+        if not 24 <= self.size <= 10980 or self.size % 6:
+            raise FullMajaError(f"--size {self.size}: use a multiple of 6 between 24 and 10980 pixels "
+                                "(10980 = the whole tile)")
+
 
 @dataclass(frozen=True)
 class ProductSpec:
@@ -131,8 +136,6 @@ def write_series(specs: list[ProductSpec], out_dir: Path, options: SynthOptions 
 def write_product(spec: ProductSpec, out_dir: Path, options: SynthOptions = SynthOptions()) -> Path:
     """Write one product (zip or folder) atomically: nothing appears under its final name
     until it is complete."""
-    if not 24 <= options.size <= 10980 or options.size % 6:
-        raise FullMajaError(f"--size {options.size}: use a multiple of 6 between 24 and 10980 pixels (10980 = the whole tile)")
     product_id = spec.product_id(options)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
