@@ -109,14 +109,20 @@ def ingest(
     product replaces the older one. A product that fails is reported at the end and the
     exit code is 1; the others still land.
     """
+    if not _ingest_with_progress(inputs, catalog, workers, scheduler).ok:
+        raise typer.Exit(1)
+
+
+def _ingest_with_progress(inputs: list[Path], catalog: Path, workers: Optional[int] = None,
+                          scheduler: Optional[str] = None):
+    """Ingest with the progress display and the final report (ingest, download/fetch --ingest, demo)."""
     from fullmaja_stac.ingest import ingest as run_ingest
     from fullmaja_stac.progress import RichIngestObserver, make_progress
 
     with make_progress(console) as progress:
         report = run_ingest(inputs, catalog, workers=workers, observer=RichIngestObserver(progress), scheduler=scheduler)
     _print_ingest_report(report, catalog)
-    if not report.ok:
-        raise typer.Exit(1)
+    return report
 
 
 def _print_ingest_report(report, catalog: Path) -> None:
@@ -359,8 +365,8 @@ def download(
             report = download_job(store, _provider_for(job, auth), job, out, RichDownloadObserver(progress))
         _print_download_report(report)
         failed = failed or not report.ok
-    if then_ingest:
-        ingest(inputs=[out], catalog=catalog, workers=None)
+    if then_ingest and not _ingest_with_progress([out], catalog).ok:
+        failed = True
     if failed:
         raise typer.Exit(1)
 
@@ -507,9 +513,8 @@ def fetch(
     with make_progress(console, bytes_=True) as progress:
         report = download_job(_store(state_dir), GeodesProvider(client.base_url, key), job, out, RichDownloadObserver(progress))
     _print_download_report(report)
-    if then_ingest:
-        ingest(inputs=[out], catalog=catalog, workers=None)
-    if not report.ok:
+    ingested_ok = _ingest_with_progress([out], catalog).ok if then_ingest else True
+    if not (report.ok and ingested_ok):
         raise typer.Exit(1)
 
 
@@ -578,8 +583,7 @@ def demo(
 
     from fullmaja_stac.config import state_dir as resolve_state
     from fullmaja_stac.demo import DEMO_SPEED, order_and_download
-    from fullmaja_stac.ingest import ingest as run_ingest
-    from fullmaja_stac.progress import RichDownloadObserver, RichIngestObserver, make_progress
+    from fullmaja_stac.progress import RichDownloadObserver, make_progress
     from fullmaja_stac.stac.validate import validate_catalog
 
     folder = state_dir or resolve_state(None) / "demo"
@@ -600,13 +604,11 @@ def demo(
                                                       download_observer=RichDownloadObserver(progress))
     _print_download_report(downloaded)
     t0 = time.perf_counter()
-    with make_progress(console) as progress:
-        ingested = run_ingest([out], catalog, workers=workers, observer=RichIngestObserver(progress))
+    ingested = _ingest_with_progress([out], catalog, workers)
     timings["ingest"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     v = validate_catalog(catalog)
     timings["validate"] = time.perf_counter() - t0
-    _print_ingest_report(ingested, catalog)
     console.rule("[bold]summary")
     cloudy = [d.date for d in downloaded.dates if d.status == "too cloudy"]
     console.print(f"job {job.id} (PEPS id {job.remote_id}): {job.state}")

@@ -312,3 +312,17 @@ def test_password_file_netrc_and_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert find_credentials("https://peps.cnes.fr").as_auth() == ("net@example.org", "netpw")
     assert find_credentials("https://elsewhere.example") is None
+
+
+def test_download_ingest_flag_lands_products_in_the_catalog(emu, store, tmp_path):
+    """`download --ingest` (CLI) downloads a finished job and ingests what arrived."""
+    client = PepsClient(emu.url, CREDS)
+    job = _finish(emu, store, client, submit(store, client, REQUEST))
+    env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(store.path.parent), "PEPS_EMAIL": DEMO_USER[0],
+           "PEPS_PASSWORD": DEMO_USER[1]}
+    run = subprocess.run([sys.executable, "-m", "fullmaja_stac.cli", "download", str(job.id), "--out",
+                          str(tmp_path / "products"), "--ingest", "--catalog", str(tmp_path / "catalog")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    items = list((tmp_path / "catalog").glob("maja-s2-l2a/*/*/*/*.json"))
+    assert len(items) == len([u for u in job.results if "NOVALD" not in u])
