@@ -1,17 +1,16 @@
-"""The whole path in one call, against the embedded PEPS emulator: request → status →
-download → ingest → validate. It uses the same library functions as the public commands;
-only the server is local and its clock runs fast.
+"""The demo's first half, against the embedded PEPS emulator: request → status → download,
+with the same library functions as the public commands (only the server is local and its
+clock runs fast). ``fullmaja-stac demo`` then ingests and validates as ``ingest`` and
+``validate`` do.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from fullmaja_stac.ingest import IngestReport, ingest
 from fullmaja_stac.jobs import Job, JobStore
 from fullmaja_stac.orders import DownloadObserver, DownloadReport, download_job, refresh, submit
 from fullmaja_stac.peps.auth import Credentials
@@ -19,20 +18,8 @@ from fullmaja_stac.peps.client import PepsClient
 from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
 from fullmaja_stac.peps.wps import TERMINAL, make_request
 from fullmaja_stac.providers import PepsProvider
-from fullmaja_stac.stac.validate import ValidationResult, validate_catalog
 
 DEMO_SPEED = 20_000.0  # emulated seconds per real second: a 3-month job takes ~2 s
-
-
-@dataclass
-class DemoResult:
-    job: Job
-    download: DownloadReport
-    ingest: IngestReport
-    validation: ValidationResult
-    catalog: Path
-    products: Path
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def order_and_download(
@@ -61,18 +48,3 @@ def order_and_download(
         downloaded = download_job(store, PepsProvider(credentials), job, products, download_observer)
         timings["download"] = time.perf_counter() - t0
     return job, downloaded, timings
-
-
-def run_demo(
-    tile: str, orbit: int, start: date, end: date, size: int, catalog: Path, products: Path, state_dir: Path,
-    workers: int | None = None,
-) -> DemoResult:
-    """The whole path, quietly, for use from Python."""
-    job, downloaded, timings = order_and_download(tile, orbit, start, end, size, products, state_dir)
-    t0 = time.perf_counter()
-    ingested = ingest([products], catalog, workers=workers)
-    timings["ingest"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    validation = validate_catalog(catalog)
-    timings["validate"] = time.perf_counter() - t0
-    return DemoResult(job, downloaded, ingested, validation, catalog, products, timings)
