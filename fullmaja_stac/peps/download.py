@@ -3,8 +3,8 @@
 Each file streams to ``NAME.part``; an interrupted transfer resumes with ``Range``; 429/5xx
 and connection errors are retried with backoff (urllib3 for the response status, tenacity
 for bodies cut mid-way); the result must have the announced length, look like a zip (an HTML
-or JSON error page never lands), pass the zip's CRC check and, when known, the provider's
-MD5; only then is it renamed to its final name.
+or JSON error page never lands), and match the provider's MD5 when it publishes one, or else
+pass the zip's own CRC check; only then is it renamed to its final name.
 """
 
 from __future__ import annotations
