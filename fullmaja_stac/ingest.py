@@ -143,21 +143,27 @@ def ingest(
     with store.lock():
         store.clean_staging()
         store.ensure_root()
-        todo: list[_Work] = []
-        for path in products:
-            work = _prepare(path, store, report, observer)
-            if work is None:
-                continue
-            if any(w.product.id == work.product.id for w in todo):  # the same product given twice
-                report.unchanged.append(work.product.id)
-                observer.product_done(work.product.id, "unchanged")
-                continue
-            todo.append(work)
-        if not todo:
-            return report
+        try:
+            _ingest_locked(products, store, report, observer, workers, scheduler, provenance, now)
+        finally:
+            store.flush()  # tile catalogs and collection, once per run, even after a failure
+    return report
+
+
+def _ingest_locked(products, store, report, observer, workers, scheduler, provenance, now) -> None:
+    todo: list[_Work] = []
+    for path in products:
+        work = _prepare(path, store, report, observer)
+        if work is None:
+            continue
+        if any(w.product.id == work.product.id for w in todo):  # the same product given twice
+            report.unchanged.append(work.product.id)
+            observer.product_done(work.product.id, "unchanged")
+            continue
+        todo.append(work)
+    if todo:
         with _executor(workers, scheduler) as submit:
             _run(todo, store, report, observer, submit, provenance, now)
-    return report
 
 
 @contextmanager

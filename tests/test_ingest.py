@@ -299,7 +299,8 @@ def test_killed_ingest_leaves_a_valid_catalog_that_the_next_run_completes(tmp_pa
     assert after_kill.ok, after_kill.invalid
     report = ingest([inputs], root, workers=2)
     assert report.ok and len(report.added) + len(report.unchanged) == 5, report
-    assert len(_items(root)) == 5 and validate_catalog(root).ok
+    final = validate_catalog(root)
+    assert len(_items(root)) == 5 and final.ok and final.by_type["ITEM"] == 5  # all reachable by links
     assert not list(root.rglob(".staging-*")) and not list(root.rglob("*.tmp"))
 
 

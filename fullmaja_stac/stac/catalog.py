@@ -10,8 +10,9 @@ Layout (relative links only, so the folder can be copied anywhere)::
     maja-s2-l2a/<tile>/<year>/_items.json     our index of that year (not STAC)
     maja-s2-l2a/<tile>/<year>/_summary.json   aggregate of that year (not STAC)
 
-Adding items touches only their year folder, their tile catalog and the collection; the
-collection is recomputed from the per-year summaries, never from the items. Every file is
+Adding an item rewrites only its year folder's files; the tile catalogs and the collection
+are brought up to date once per ingest (:meth:`CatalogStore.flush`), the collection from the
+per-year summaries, never from the items. Every file is
 written to a temporary name and renamed, and a JSON file whose content would not change is
 not rewritten, so a no-op ingest changes no byte.
 """
@@ -103,6 +104,8 @@ class CatalogStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.collection_dir = self.root / COLLECTION_ID
+        self._touched_tiles: set[str] = set()
+        self._new_item_assets: dict = {}
 
     # -- paths ---------------------------------------------------------------------------
     def year_dir(self, p: Placement) -> Path:
@@ -189,6 +192,7 @@ class CatalogStore:
 
     def relink_existing(self, p: Placement) -> bool:
         """Link an item whose folder is complete but not yet linked (a killed ingest)."""
+        self._touched_tiles.add(p.tile)  # its tile catalog may not have been written either
         if p.item_id in self.year_index(p)["items"]:
             return False
         self.link(p, read_json(self.item_path(p)))
@@ -214,8 +218,21 @@ class CatalogStore:
         write_json(year_dir / "_items.json", index)
         write_json(year_dir / "_summary.json", _summarize(items.values()))
         write_json(year_dir / "catalog.json", cat.to_dict(include_self_link=False, transform_hrefs=False))
-        self._write_tile(p.tile)
-        self._write_collection(item_assets=_item_assets(assets))
+        self._touched_tiles.add(p.tile)
+        for key, value in _item_assets(assets).items():
+            self._new_item_assets.setdefault(key, value)
+
+    def flush(self) -> None:
+        """Write the catalogs of the tiles this run touched and the collection, once.
+
+        Until then new items are linked from their year catalog only; a run killed before
+        its flush leaves a valid catalog, and the next run flushes what it touches.
+        """
+        for tile in sorted(self._touched_tiles):
+            self._write_tile(tile)
+        self._write_collection(item_assets=self._new_item_assets)
+        self._touched_tiles.clear()
+        self._new_item_assets = {}
 
     def _write_tile(self, tile: str) -> None:
         tile_dir = self.collection_dir / tile
