@@ -6,9 +6,11 @@ the two-band ATB file gives an ``aot`` and a ``wvc`` asset per resolution.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 
 from fullmaja_stac.maja.bands import BY_MAJA_ID
+from fullmaja_stac.maja.masks import MASK_FAMILIES
 from fullmaja_stac.maja.product import MajaProduct, RasterFile
 
 REFLECTANCE, ATB, MASK = "reflectance", "atb", "mask"
@@ -56,21 +58,14 @@ def plan_assets(product: MajaProduct) -> list[AssetPlan]:
                 plans.append(AssetPlan(f"{name}{suffix('ATB', r.group)}", r, index, ATB, name.upper(),
                                        f"{stem}_{name.upper()}.tif", product.special_values.get(special, 0.0),
                                        1.0 / quant, "average"))
-        elif r.kind == "DTF":
-            det = f"-d{r.detector}" if r.detector else ""
-            plans.append(AssetPlan(f"dtf{suffix('DTF', r.group)}{det}", r, 1, MASK, "DTF", f"{stem}.tif",
-                                   None, None, "nearest"))
-        elif r.kind in ("CLM", "MG2", "SAT", "EDG", "IAB", "DFP"):
-            plans.append(AssetPlan(f"{r.kind.lower()}{suffix(r.kind, r.group)}", r, 1, MASK, r.kind,
+        elif r.kind in MASK_FAMILIES:  # detector footprints: one asset per detector
+            det = f"-d{r.detector}" if r.kind == "DTF" and r.detector else ""
+            plans.append(AssetPlan(f"{r.kind.lower()}{suffix(r.kind, r.group)}{det}", r, 1, MASK, r.kind,
                                    f"{stem}.tif", None, None, "nearest"))
-    keys = [p.key for p in plans]
-    duplicates = {k for k in keys if keys.count(k) > 1}
-    if duplicates:  # two files claim one key: keep both, disambiguated by file name
-        plans = [p if p.key not in duplicates else _rekey(p) for p in plans]
-    return plans
+    counts = Counter(p.key for p in plans)
+    # Two files claiming one key: keep both, disambiguated by the end of their file name.
+    return [p if counts[p.key] == 1 else _rekey(p) for p in plans]
 
 
 def _rekey(plan: AssetPlan) -> AssetPlan:
-    from dataclasses import replace
-
     return replace(plan, key=f"{plan.key}-{plan.filename.removesuffix('.tif').rsplit('_', 1)[-1].lower()}")

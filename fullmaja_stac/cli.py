@@ -503,8 +503,7 @@ def fetch(
     if not products:
         raise FullMajaError("GEODES has no product matching these filters")
     key = require_api_key(client.base_url)
-    client.api_key = key
-    client.session.headers["X-API-Key"] = key
+    client.use_key(key)
     online = [p for p in products if p.online and p.href]
     if online:
         client.check_key(online[0].href)

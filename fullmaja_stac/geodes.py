@@ -20,10 +20,10 @@ from urllib.parse import urlparse
 import requests
 from platformdirs import user_config_path
 
-from fullmaja_stac import __version__
 from fullmaja_stac.config import APP_NAME
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.jobs import Job, JobStore
+from fullmaja_stac.peps.client import make_session
 from fullmaja_stac.providers import RemoteFile
 from fullmaja_stac.tiles import normalize_tile
 
@@ -122,18 +122,27 @@ def search_body(tile: str, orbit: int | None, start: date, end: date, max_cloud:
             "sortBy": [{"field": "start_datetime", "direction": "asc"}]}
 
 
+REDIRECT_LOOP = "GEODES answered with a redirect loop: the API key is probably wrong"
+
+
+def geodes_session(api_key: str | None) -> requests.Session:
+    """Our retry policy, the key in ``X-API-Key``, and few redirects (a bad key loops)."""
+    session = make_session(None)
+    session.max_redirects = 5
+    if api_key:
+        session.headers["X-API-Key"] = api_key
+    return session
+
+
 class GeodesClient:
     def __init__(self, base_url: str, api_key: str | None = None, collection: str | None = None) -> None:
-        from fullmaja_stac.peps.client import make_session  # noqa: PLC0415 - shared retry policy
-
         self.base_url = base_url.rstrip("/")
         self.collection = collection or os.environ.get(ENV_COLLECTION) or COLLECTION
+        self.use_key(api_key)
+
+    def use_key(self, api_key: str | None) -> None:
         self.api_key = api_key
-        self.session = make_session(None)
-        self.session.headers["User-Agent"] = f"fullmaja-stac/{__version__}"
-        self.session.max_redirects = 5
-        if api_key:
-            self.session.headers["X-API-Key"] = api_key
+        self.session = geodes_session(api_key)
 
     def search(self, tile: str, orbit: int | None, start: date, end: date, max_cloud: float | None = None) -> list[GeodesProduct]:
         """Every matching product, following page numbers until ``context.matched`` is reached."""
@@ -153,7 +162,7 @@ class GeodesClient:
         try:
             response = self.session.post(url, json=body, timeout=(10, 60))
         except requests.TooManyRedirects:
-            raise GeodesError("GEODES answered with a redirect loop: the API key is probably wrong") from None
+            raise GeodesError(REDIRECT_LOOP) from None
         except requests.RequestException as exc:
             raise GeodesError(f"cannot reach {url} ({type(exc).__name__})") from None
         return self._json(response, url)
@@ -183,7 +192,7 @@ class GeodesClient:
                 if response.status_code in (401, 403):
                     raise GeodesError(f"GEODES refused the API key (HTTP {response.status_code})")
         except requests.TooManyRedirects:
-            raise GeodesError("GEODES answered with a redirect loop: the API key is probably wrong") from None
+            raise GeodesError(REDIRECT_LOOP) from None
         except requests.RequestException as exc:
             raise GeodesError(f"cannot reach {urlparse(href).netloc} ({type(exc).__name__})") from None
 
@@ -212,12 +221,7 @@ class GeodesProvider:
         self.base_url, self.api_key = base_url, api_key
 
     def session(self) -> requests.Session:
-        from fullmaja_stac.peps.client import make_session
-
-        session = make_session(None)
-        session.headers["X-API-Key"] = self.api_key
-        session.max_redirects = 5
-        return session
+        return geodes_session(self.api_key)
 
     def files(self, job: Job) -> list[RemoteFile]:
         return [RemoteFile(meta["name"], url, meta.get("urn"), meta.get("md5"), meta.get("size"), meta.get("online", True))

@@ -18,12 +18,12 @@ from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.jobs import FileRecord, Job, JobStore, utcnow
 from fullmaja_stac.maja.orbits import passes
 from fullmaja_stac.peps.client import PepsClient
-from fullmaja_stac.providers import Provider, RemoteFile
 from fullmaja_stac.peps.download import DownloadError, download, file_digests
-from fullmaja_stac.tiles import tile_grid
 from fullmaja_stac.peps.wps import (
     ACCEPTED, CANCELED, ERROR, FINISHED, PENDING, TERMINAL, MajaRequest, PepsError, parse_execute_response,
 )
+from fullmaja_stac.providers import Provider, RemoteFile
+from fullmaja_stac.tiles import tile_grid
 
 PROVIDER = "peps"
 REPORT_PREFIX = "fullmaja-download-"
@@ -83,9 +83,7 @@ def refresh(store: JobStore, client: PepsClient, job: Job) -> Job:
 
 
 def expected_dates(job: Job) -> int | None:
-    if not (job.tile and job.start_date and job.end_date):
-        return None
-    if job.orbit is None:
+    if not (job.tile and job.orbit and job.start_date and job.end_date):
         return None
     latitude = tile_grid(job.tile).center_lonlat()[1]
     return len(passes(job.orbit, date.fromisoformat(job.start_date), date.fromisoformat(job.end_date), latitude))

@@ -109,13 +109,17 @@ def test_downloads_complete_and_verified_despite_faults(tmp_path, store, fault):
                 assert (tmp_path / "out" / d.name).read_bytes() == served.read_bytes()
 
 
-def test_resumed_download_sends_range_and_ends_byte_identical(emu, store, tmp_path):
+def _served_product(emu, store) -> tuple[str, str, bytes]:
+    """(url, file name, bytes the server holds) of the first product of a finished job."""
     client = PepsClient(emu.url, CREDS)
     job = _finish(emu, store, client, submit(store, client, REQUEST))
     url = next(u for u in job.results if "NOVALD" not in u)
     name = url.rsplit("/", 1)[-1]
-    emu.ensure_products(emu.jobs[job.remote_id])
-    served = emu.jobs[job.remote_id].files[name].read_bytes()
+    return url, name, emu.jobs[job.remote_id].files[name].read_bytes()
+
+
+def test_resumed_download_sends_range_and_ends_byte_identical(emu, store, tmp_path):
+    url, name, served = _served_product(emu, store)
     part = tmp_path / f"{name}.part"
     part.write_bytes(served[: len(served) // 3])  # what a cut transfer left
     got = download(make_session(CREDS), url, tmp_path / name)
@@ -138,12 +142,7 @@ def test_bad_bodies_never_land_as_products(tmp_path, store, fault):
 
 
 def test_corrupt_zip_is_refused_and_fetched_again(tmp_path, emu, store):
-    client = PepsClient(emu.url, CREDS)
-    job = _finish(emu, store, client, submit(store, client, REQUEST))
-    url = next(u for u in job.results if "NOVALD" not in u)
-    name = url.rsplit("/", 1)[-1]
-    emu.ensure_products(emu.jobs[job.remote_id])
-    good = emu.jobs[job.remote_id].files[name].read_bytes()
+    url, name, good = _served_product(emu, store)
     data = bytearray(good)
     data[len(data) // 2] ^= 0xFF  # flip one byte inside a member: CRC error
     (tmp_path / f"{name}.part").write_bytes(bytes(data))  # a complete but corrupt .part

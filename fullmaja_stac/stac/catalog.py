@@ -178,14 +178,16 @@ class CatalogStore:
             pystac.Link("parent", "../catalog.json", JSON_TYPE),
             pystac.Link("collection", "../../../collection.json", JSON_TYPE, COLLECTION_TITLE),
         ]
-        write_json(staging / f"{p.item_id}.json", item.to_dict(include_self_link=False, transform_hrefs=False))
+        doc = item.to_dict(include_self_link=False, transform_hrefs=False)
+        write_json(staging / f"{p.item_id}.json", doc)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
-        self.link(p, item.to_dict(include_self_link=False, transform_hrefs=False))
+        self.link(p, doc)
 
     def link(self, p: Placement, item: dict) -> None:
-        """Record an item (already in its folder) in the year index and the catalogs above it."""
+        """Record an item (already in its folder) in its year's index, summary and catalog;
+        the tile and collection follow at :meth:`flush`."""
         index = self.year_index(p)
         index["items"][p.item_id] = _index_entry(item)
         self._write_year(p, index, item.get("assets", {}))
