@@ -526,19 +526,36 @@ def serve(
     port: int = typer.Option(8000, help="Port on 127.0.0.1 (0 picks a free one)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     browser: bool = typer.Option(False, "--browser", help="Also serve STAC Browser at /browser/ (built once with npm)."),
+    api: bool = typer.Option(False, "--api", help="Serve a STAC API (item search with bbox, datetime, query, "
+                             "filter, sort) instead of the static files; needs the [api] extra."),
     state_dir: Optional[Path] = StateDir,
 ) -> None:
-    """Serve a catalog over HTTP (CORS, Range for COGs), optionally with STAC Browser."""
+    """Serve a catalog over HTTP (CORS, Range for COGs), optionally with STAC Browser.
+
+    With --api the catalog is indexed once into stac-geoparquet (re-indexed when the
+    catalog changes) and searched with DuckDB; the COGs stay under /catalog/.
+    """
     from fullmaja_stac.browser import build_browser, built_browser
     from fullmaja_stac.config import state_dir as resolve_state
-    from fullmaja_stac.serve import CatalogServer
 
+    folder = resolve_state(state_dir)
     dist = None
     if browser:
-        folder = resolve_state(state_dir)
         dist = built_browser(folder) or build_browser(folder, log=lambda m: console.print(f"STAC Browser: {m}"))
-    server = CatalogServer(catalog, port=port, host=host, browser=dist)
-    console.print(f"catalog: [bold]{server.catalog_url}[/]")
+    if api:
+        from fullmaja_stac.api import ApiServer, build_index
+
+        with console.status("indexing the catalog for search"):
+            index = build_index(catalog, folder / "api-index")
+        server = ApiServer(index, host=host, port=port, browser=dist)
+        server.start()
+        state = "re-indexed" if index.rebuilt else "index up to date"
+        console.print(f"STAC API: [bold]{server.url}/[/] ({state}: {index.parquet})")
+    else:
+        from fullmaja_stac.serve import CatalogServer
+
+        server = CatalogServer(catalog, port=port, host=host, browser=dist)
+        console.print(f"catalog: [bold]{server.catalog_url}[/]")
     if dist:
         console.print(f"STAC Browser: [bold]{server.browser_url}[/]")
     console.print("Ctrl-C stops the server")

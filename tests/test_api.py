@@ -1,0 +1,173 @@
+"""`serve --api`: a real STAC API on loopback, searched with pystac-client and compared with a
+brute-force filter of the static items; search results load in stackstac and odc-stac."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import requests
+import shapely.geometry
+
+from fullmaja_stac.api import ApiServer, QueryError, build_index, query_to_cql2
+from fullmaja_stac.consume import stackstac_items
+from fullmaja_stac.ingest import ingest
+from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
+
+pystac_client = pytest.importorskip("pystac_client")
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.fixture(scope="module")
+def api_catalog(tmp_path_factory, product_zips) -> Path:
+    """Three tile/orbit pairs: the session's 31TCJ/51 series, 31TCJ/8 and the demo's 36TWQ/64."""
+    out = tmp_path_factory.mktemp("api-zips")
+    zips = list(product_zips)
+    for tile, orbit, seed in (("31TCJ", 8, 5), ("36TWQ", 64, 7)):
+        specs = plan_series(tile, orbit, date(2019, 3, 1), date(2019, 3, 31), seed=seed, too_cloudy=set(), split=set())
+        zips += [write_product(s, out, SynthOptions(size=60, seed=seed)) for s in specs]
+    root = tmp_path_factory.mktemp("api-cat") / "catalog"
+    report = ingest(zips, root, workers=2)
+    assert report.ok and len(report.added) == len(zips)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(api_catalog, tmp_path_factory):
+    index = build_index(api_catalog, tmp_path_factory.mktemp("api-index"))
+    with ApiServer(index, port=0) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def items(api_catalog) -> list[dict]:
+    return stackstac_items(api_catalog)
+
+
+def _when(item: dict) -> datetime:
+    return datetime.fromisoformat(item["properties"]["datetime"].replace("Z", "+00:00"))
+
+
+def _same_instants(props: dict) -> dict:
+    """Properties with their timestamps parsed: the index writes them back as
+    ``+00:00``/milliseconds instead of ``Z``/microseconds, the same instants."""
+    return {k: datetime.fromisoformat(v.replace("Z", "+00:00")) if k in ("datetime", "created", "updated") else v
+            for k, v in props.items()}
+
+
+def _ids(found) -> set[str]:
+    return {i["id"] for i in found}
+
+
+def test_search_matches_brute_force(server, items):
+    client = pystac_client.Client.open(server.url)
+    clouds = sorted(i["properties"]["eo:cloud_cover"] for i in items)
+    threshold = clouds[len(clouds) // 2]
+    twq = shapely.geometry.box(32.9, 45.0, 33.3, 45.3)
+    start, end = datetime.fromisoformat("2019-03-05T00:00:00+00:00"), datetime.fromisoformat("2019-03-20T00:00:00+00:00")
+    cases = {
+        "bbox": (dict(bbox=list(twq.bounds)), lambda i: shapely.geometry.shape(i["geometry"]).intersects(twq)),
+        "datetime": (dict(datetime="2019-03-05T00:00:00Z/2019-03-20T00:00:00Z"), lambda i: start <= _when(i) <= end),
+        "cloud": (dict(query={"eo:cloud_cover": {"lt": threshold}}), lambda i: i["properties"]["eo:cloud_cover"] < threshold),
+        "orbit": (dict(query={"sat:relative_orbit": {"eq": 8}}), lambda i: i["properties"]["sat:relative_orbit"] == 8),
+        "tile": (dict(query={"grid:code": {"eq": "MGRS-31TCJ"}}), lambda i: i["properties"]["grid:code"] == "MGRS-31TCJ"),
+        "filter": (dict(filter={"op": "and", "args": [
+                        {"op": "=", "args": [{"property": "sat:relative_orbit"}, 51]},
+                        {"op": "<=", "args": [{"property": "eo:cloud_cover"}, threshold]}]}),
+                   lambda i: i["properties"]["sat:relative_orbit"] == 51 and i["properties"]["eo:cloud_cover"] <= threshold),
+        "all at once": (dict(bbox=list(twq.bounds), datetime="2019-03-05T00:00:00Z/2019-03-20T00:00:00Z",
+                             query={"eo:cloud_cover": {"lt": threshold}}),
+                        lambda i: shapely.geometry.shape(i["geometry"]).intersects(twq)
+                        and start <= _when(i) <= end and i["properties"]["eo:cloud_cover"] < threshold),
+    }
+    for name, (params, keep) in cases.items():
+        expected = {i["id"] for i in items if keep(i)}
+        assert 0 < len(expected) < len(items) or name == "all at once", f"{name}: a search that selects nothing tells nothing"
+        found = list(client.search(limit=3, **params).items_as_dicts())  # limit=3: pages are followed
+        assert len(found) == len(_ids(found)), f"{name}: an item came twice across pages"
+        assert _ids(found) == expected, name
+
+
+def test_items_come_back_whole_with_served_hrefs(server, items, api_catalog):
+    by_id = {i["id"]: i for i in items}
+    found = list(pystac_client.Client.open(server.url).search(max_items=100).items_as_dicts())
+    assert _ids(found) == set(by_id)
+    for item in found:
+        original = by_id[item["id"]]
+        assert _same_instants(item["properties"]) == _same_instants(original["properties"])
+        assert item["bbox"] == original["bbox"]
+        assert set(item["assets"]) == set(original["assets"])
+        for key, asset in item["assets"].items():
+            local = Path(original["assets"][key]["href"])
+            assert asset["href"] == f"{server.url}/catalog/{local.relative_to(api_catalog).as_posix()}"
+            assert {k: v for k, v in asset.items() if k != "href"} == \
+                {k: v for k, v in original["assets"][key].items() if k != "href"}
+    href = found[0]["assets"]["red"]["href"]
+    part = requests.get(href, headers={"Range": "bytes=0-99", "Accept-Encoding": "gzip, br"}, timeout=10)
+    assert part.status_code == 206 and len(part.content) == 100 and "content-encoding" not in part.headers
+
+
+def test_get_search_query_and_bad_requests(server, items):
+    r = requests.get(f"{server.url}/search", params={"query": json.dumps({"sat:relative_orbit": {"eq": 64}}),
+                                                      "limit": 100}, timeout=10)
+    assert r.status_code == 200
+    assert _ids(r.json()["features"]) == {i["id"] for i in items if i["properties"]["sat:relative_orbit"] == 64}
+    bad = requests.post(f"{server.url}/search", json={"query": {"eo:cloud_cover": {"below": 3}}}, timeout=10)
+    assert bad.status_code == 400 and "unknown operator 'below'" in bad.text
+    both = requests.post(f"{server.url}/search", json={"query": {"eo:cloud_cover": {"lt": 3}},
+                                                        "filter": {"op": "=", "args": [{"property": "id"}, "x"]}}, timeout=10)
+    assert both.status_code == 400
+    conformance = requests.get(f"{server.url}/conformance", timeout=10).json()["conformsTo"]
+    assert any(c.endswith("item-search#query") for c in conformance)
+    assert any(c.endswith("item-search#filter") for c in conformance)
+
+
+def test_query_translation():
+    assert query_to_cql2({"eo:cloud_cover": {"lt": 20}}) == {"op": "<", "args": [{"property": "eo:cloud_cover"}, 20]}
+    both = query_to_cql2({"eo:cloud_cover": {"gte": 5, "lte": 20}, "grid:code": {"in": ["MGRS-31TCJ"]}})
+    assert both["op"] == "and" and len(both["args"]) == 3
+    assert query_to_cql2({"id": {"startsWith": "S2_"}}) == {"op": "like", "args": [{"property": "id"}, "S2\\_%"]}
+    for bad in ({}, {"x": 3}, {"x": {"in": 3}}, {"x": {"nope": 1}}):
+        with pytest.raises(QueryError):
+            query_to_cql2(bad)
+
+
+def test_index_is_rebuilt_only_when_the_catalog_changes(api_catalog, tmp_path, product_zips):
+    first = build_index(api_catalog, tmp_path)
+    assert first.rebuilt and not build_index(api_catalog, tmp_path).rebuilt
+    copy = tmp_path / "copy"
+    report = ingest(product_zips[:2], copy, workers=1)
+    assert report.ok
+    assert build_index(copy, tmp_path).rebuilt
+    assert ingest(product_zips[:2], copy, workers=1).unchanged
+    assert not build_index(copy, tmp_path).rebuilt  # a no-op ingest keeps the index
+    assert ingest(product_zips[2:3], copy, workers=1).added
+    assert build_index(copy, tmp_path).rebuilt
+
+
+def _snippet(name: str) -> str:
+    m = re.search(rf"<!-- snippet: {name} -->\n```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    assert m, f"README has no {name} snippet"
+    return m.group(1)
+
+
+def test_readme_api_snippet_loads_source_pixels(server, items):
+    code = _snippet("api").replace("http://127.0.0.1:8000", server.url)
+    scope: dict = {}
+    exec(compile(code, "README:api", "exec"), scope)
+    cube, ds, search = scope["cube"], scope["ds"], scope["search"]
+    found = sorted(search.items_as_dicts(), key=lambda i: i["properties"]["datetime"])
+    assert found and all(i["properties"]["grid:code"] == "MGRS-36TWQ" for i in found)
+    assert cube.sizes["time"] == ds.sizes["time"] == len(found)
+    for t, item in enumerate(found):
+        local = next(i for i in items if i["id"] == item["id"])["assets"]["red"]["href"]
+        with rasterio.open(local) as src:
+            raw = src.read(1)
+        np.testing.assert_array_equal(ds["red"].isel(time=t).values, raw, err_msg=item["id"])
+        got = cube.isel(time=t).sel(band="red").values
+        np.testing.assert_allclose(got, np.where(raw == -10000, np.nan, raw * 0.0001), rtol=0, atol=1e-9)
