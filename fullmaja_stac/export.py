@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fullmaja_stac.consume import stackstac_items
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.stac.catalog import NEW_FILE_MODE
 
 
 def export_geoparquet(catalog: Path, target: Path) -> int:
@@ -33,6 +34,7 @@ def export_geoparquet(catalog: Path, target: Path) -> int:
     os.close(fd)
     try:
         to_parquet(parse_stac_items_to_arrow(items), tmp, collections={collection["id"]: collection})
+        os.chmod(tmp, NEW_FILE_MODE)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)

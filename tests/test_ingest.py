@@ -200,6 +200,16 @@ def test_readme_odc_snippet_loads_source_pixels(catalog, product_zips, monkeypat
     assert ds["red"].attrs["nodata"] == -10000
 
 
+def test_catalog_files_get_the_usual_permissions(catalog, tmp_path):
+    """A web server running as another user must be able to read the catalog."""
+    from fullmaja_stac.export import export_geoparquet
+    from fullmaja_stac.stac.catalog import NEW_FILE_MODE
+
+    export_geoparquet(catalog, tmp_path / "items.parquet")
+    files = [p for p in catalog.rglob("*") if p.is_file()] + [tmp_path / "items.parquet"]
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {oct(NEW_FILE_MODE)}
+
+
 def test_reingest_changes_no_file_and_does_no_raster_work(catalog, product_zips):
     before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in catalog.rglob("*") if p.is_file()}
     report = ingest(product_zips, catalog, workers=2)

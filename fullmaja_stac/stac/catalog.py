@@ -45,6 +45,17 @@ ITEM_ASSET_DROP = ("href", "file:size", "file:checksum", "proj:shape", "proj:tra
 JSON_TYPE = "application/json"
 
 
+def _new_file_mode() -> int:
+    """The mode ``open()`` gives a new file (0666 less the umask). mkstemp's 0600 would hide
+    the catalog from a web server that runs as another user."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+NEW_FILE_MODE = _new_file_mode()
+
+
 def write_atomic(path: Path, data: bytes) -> bool:
     """Write ``data`` to ``path`` via a temporary file in the same folder; False if unchanged."""
     try:
@@ -55,6 +66,7 @@ def write_atomic(path: Path, data: bytes) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, NEW_FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
