@@ -151,6 +151,33 @@ def export(
     console.print(f"{count} items written to {target}")
 
 
+publish_app = typer.Typer(help="Publish the catalog into a shared STAC backend.", no_args_is_help=True)
+app.add_typer(publish_app, name="publish")
+
+
+@publish_app.command("pgstac")
+def publish_pgstac_command(
+    catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder."),
+    dsn: str = typer.Option(..., envvar="FULLMAJA_STAC_PGSTAC_DSN",
+                            help="PostgreSQL connection string, e.g. postgresql://user:pass@host:5432/db."),
+    base_url: Optional[str] = typer.Option(None, help="URL where the catalog folder is published (web server, "
+                                           "bucket); asset hrefs become URLs under it instead of local paths."),
+    migrate: bool = typer.Option(True, "--migrate/--no-migrate", help="Create or upgrade the pgstac schema first."),
+) -> None:
+    """Load the collection and its items into pgstac (idempotent: re-running mirrors the catalog).
+
+    Serve the database with stac-fastapi-pgstac for a multi-user STAC API.
+    """
+    from fullmaja_stac.pgstac import masked_dsn, publish_pgstac
+
+    with console.status(f"loading into {masked_dsn(dsn)}"):
+        report = publish_pgstac(catalog, dsn, base_url=base_url, migrate=migrate)
+    console.print(f"[green]{report.items} items[/] of {report.collection} in pgstac {report.pgstac_version}"
+                  f" at {masked_dsn(dsn)}", highlight=False)
+    if report.removed:
+        console.print(f"removed {len(report.removed)} items no longer in the catalog: {', '.join(report.removed)}")
+
+
 @app.command()
 def validate(
     catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder or its catalog.json."),

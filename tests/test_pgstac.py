@@ -1,0 +1,117 @@
+"""`publish pgstac` against a real PostgreSQL + PostGIS: the server named by
+FULLMAJA_STAC_TEST_PGDSN (.ci/run installs and starts Debian's with
+scripts/start_test_postgres.sh), else the one that script can start from what is installed.
+Each test works in a database of its own, dropped afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from fullmaja_stac.consume import stackstac_items
+from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.ingest import ingest
+from fullmaja_stac.maja.synthetic import SynthOptions, write_product
+from fullmaja_stac.pgstac import masked_dsn, publish_pgstac
+
+psycopg = pytest.importorskip("psycopg")
+ENV_DSN = "FULLMAJA_STAC_TEST_PGDSN"
+
+
+@pytest.fixture(scope="module")
+def server_dsn() -> str:
+    if os.environ.get(ENV_DSN):
+        return os.environ[ENV_DSN]
+    script = Path(__file__).resolve().parent.parent / "scripts" / "start_test_postgres.sh"
+    run = subprocess.run(["bash", str(script), "--no-install"], capture_output=True, text=True, timeout=120)
+    if run.returncode != 0:
+        reason = (run.stderr.strip().splitlines() or ["no reason given"])[-1]
+        pytest.skip(f"no PostgreSQL + PostGIS server: {ENV_DSN} is not set and {script.name} says: {reason}")
+    return run.stdout.strip()
+
+
+@pytest.fixture
+def dsn(server_dsn):
+    admin = server_dsn
+    name = f"fullmaja_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield admin.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def _search(dsn: str, body: dict) -> list[dict]:
+    with psycopg.connect(dsn, options="-c search_path=pgstac,public") as conn:
+        result = conn.execute("SELECT search(%s::jsonb)", [json.dumps({"limit": 1000, **body})]).fetchone()[0]
+    return result["features"]
+
+
+def _instants(props: dict) -> dict:
+    return {k: datetime.fromisoformat(v.replace("Z", "+00:00")) if k in ("datetime", "created", "updated") else v
+            for k, v in props.items()}
+
+
+def test_publish_loads_every_item_and_pgstac_search_agrees_with_brute_force(dsn, catalog):
+    report = publish_pgstac(catalog, dsn)
+    originals = {i["id"]: i for i in stackstac_items(catalog)}
+    assert report.items == len(originals) == 5 and not report.removed
+    found = {i["id"]: i for i in _search(dsn, {"collections": [report.collection]})}
+    assert set(found) == set(originals)
+    for item_id, item in found.items():
+        assert _instants(item["properties"]) == _instants(originals[item_id]["properties"])
+        assert item["assets"] == originals[item_id]["assets"]  # absolute local hrefs
+    clouds = sorted(i["properties"]["eo:cloud_cover"] for i in originals.values())
+    threshold = clouds[2]
+    body = {"filter": {"op": "<", "args": [{"property": "eo:cloud_cover"}, threshold]}, "filter-lang": "cql2-json"}
+    expected = {k for k, i in originals.items() if i["properties"]["eo:cloud_cover"] < threshold}
+    assert 0 < len(expected) < 5 and {i["id"] for i in _search(dsn, body)} == expected
+
+
+def test_publishing_again_changes_nothing(dsn, catalog):
+    publish_pgstac(catalog, dsn)
+    with psycopg.connect(dsn) as conn:
+        before = conn.execute("SELECT id, content FROM pgstac.items ORDER BY id").fetchall()
+    report = publish_pgstac(catalog, dsn)
+    with psycopg.connect(dsn) as conn:
+        after = conn.execute("SELECT id, content FROM pgstac.items ORDER BY id").fetchall()
+        collections = conn.execute("SELECT count(*) FROM pgstac.collections").fetchone()[0]
+    assert report.items == 5 and not report.removed and before == after and collections == 1
+
+
+def test_base_url_and_replaced_versions(dsn, tmp_path, series_specs):
+    root = tmp_path / "catalog"
+    old = write_product(series_specs[0], tmp_path / "v1", SynthOptions(size=60, seed=3, version="4-0"))
+    new = write_product(series_specs[0], tmp_path / "v2", SynthOptions(size=60, seed=3, version="4-1"))
+    other = write_product(series_specs[1], tmp_path / "v1", SynthOptions(size=60, seed=3))
+    assert ingest([old, other], root, workers=1).ok
+    publish_pgstac(root, dsn)
+    assert ingest([new], root, workers=1).replaced
+    report = publish_pgstac(root, dsn, base_url="https://data.example.org/maja/")
+    assert report.removed == [old.stem]
+    items = {i["id"]: i for i in _search(dsn, {"ids": [old.stem, new.stem, other.stem]})}
+    assert set(items) == {new.stem, other.stem}
+    href = items[new.stem]["assets"]["red"]["href"]
+    assert href.startswith("https://data.example.org/maja/maja-s2-l2a/31TCJ/2019/") and href.endswith("_FRE_B4.tif")
+
+
+def test_bad_dsn_is_one_clear_line(catalog):
+    with pytest.raises(FullMajaError, match=r"cannot connect to postgresql://u:\*\*\*@127\.0\.0\.1:1/x"):
+        publish_pgstac(catalog, "postgresql://u:secret@127.0.0.1:1/x")
+    assert masked_dsn("postgresql://u:secret@h/db") == "postgresql://u:***@h/db"
+
+
+def test_cli_publish(dsn, catalog):
+    cmd = [sys.executable, "-m", "fullmaja_stac.cli", "publish", "pgstac", str(catalog)]
+    run = subprocess.run(cmd, env={**os.environ, "FULLMAJA_STAC_PGSTAC_DSN": dsn},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    password = dsn.split("@")[0].rsplit(":", 1)[1]
+    assert "5 items" in run.stdout and f":{password}@" not in run.stdout and ":***@" in run.stdout
