@@ -576,8 +576,8 @@ def serve(
             index = build_index(catalog, folder / "api-index")
         server = ApiServer(index, host=host, port=port, browser=dist)
         server.start()
-        state = "re-indexed" if index.rebuilt else "index up to date"
-        console.print(f"STAC API: [bold]{server.url}/[/] ({state}: {index.parquet})")
+        state = f"{len(index.rebuilt)} tile-years re-indexed" if index.rebuilt else "index up to date"
+        console.print(f"STAC API: [bold]{server.url}/[/] ({state} in {index.folder})")
     else:
         from fullmaja_stac.serve import CatalogServer
 

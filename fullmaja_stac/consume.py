@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import unquote, urljoin
 
 import pystac
 
@@ -31,15 +31,18 @@ def _item_files(catalog: Path) -> list[Path]:
     return seen
 
 
+def read_item(path: Path) -> dict:
+    """One item JSON as a dict, its asset hrefs made absolute paths."""
+    item = json.loads(path.read_text(encoding="utf-8"))
+    base = path.resolve().as_uri()
+    for asset in item["assets"].values():
+        asset["href"] = unquote(urljoin(base, asset["href"]).removeprefix("file://"))
+    return item
+
+
 def stackstac_items(catalog: str | Path) -> list[dict]:
     """Items of a local catalog as dicts with absolute asset hrefs, for ``stackstac.stack``."""
-    items = []
-    for path in _item_files(Path(catalog)):
-        item = json.loads(path.read_text(encoding="utf-8"))
-        base = path.as_uri()
-        for asset in item["assets"].values():
-            asset["href"] = urljoin(base, asset["href"]).removeprefix("file://")
-        items.append(item)
+    items = [read_item(path) for path in _item_files(Path(catalog))]
     return sorted(items, key=lambda i: i["properties"]["datetime"])
 
 

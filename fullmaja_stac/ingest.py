@@ -21,7 +21,7 @@ from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
 from fullmaja_stac.cog import CogResult, convert, multihash_sha256
 from fullmaja_stac.errors import FullMajaError, ProductError
 from fullmaja_stac.footprint import valid_footprint
-from fullmaja_stac.maja.product import MTD_SUFFIX, MajaProduct, read_member, read_product
+from fullmaja_stac.maja.product import MTD_SUFFIX, MajaProduct, read_identity, read_member, read_product
 from fullmaja_stac.stac.catalog import CatalogStore, Placement, placement, split_version
 from fullmaja_stac.stac.item import Provenance, build_item
 
@@ -213,24 +213,31 @@ def _wait_first(futures: set) -> tuple[set, set]:
 
 
 def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: IngestObserver) -> _Work | None:
+    # The MTD alone tells whether the product is already in: a no-op re-ingest opens no raster.
+    try:
+        identity = read_identity(path)
+    except ProductError as exc:
+        report.failed.append((str(path), exc.problem))
+        observer.product_done(path.name, "failed")
+        return None
+    where = placement(identity.id, identity.tile, identity.acquired)
+    if store.has_item(where):
+        store.relink_existing(where)
+        report.unchanged.append(identity.id)
+        observer.product_done(identity.id, "unchanged")
+        return None
+    _, version = split_version(identity.id)
+    others = store.versions_of(where)
+    newer = [i for i, v in others.items() if v > version]
+    if newer:
+        report.superseded.append((identity.id, newer[0]))
+        observer.product_done(identity.id, "superseded")
+        return None
     try:
         product = read_product(path)
     except ProductError as exc:
         report.failed.append((str(path), exc.problem))
         observer.product_done(path.name, "failed")
-        return None
-    where = placement(product.id, product.tile, product.acquired)
-    if store.has_item(where):
-        store.relink_existing(where)
-        report.unchanged.append(product.id)
-        observer.product_done(product.id, "unchanged")
-        return None
-    _, version = split_version(product.id)
-    others = store.versions_of(where)
-    newer = [i for i, v in others.items() if v > version]
-    if newer:
-        report.superseded.append((product.id, newer[0]))
-        observer.product_done(product.id, "superseded")
         return None
     plans = plan_assets(product)
     staging = store.staging_dir(where)

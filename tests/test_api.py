@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import rasterio
 import requests
@@ -137,17 +139,24 @@ def test_query_translation():
             query_to_cql2(bad)
 
 
-def test_index_is_rebuilt_only_when_the_catalog_changes(api_catalog, tmp_path, product_zips):
+def test_index_rewrites_only_the_tile_years_that_changed(api_catalog, tmp_path, product_zips, series_specs):
     first = build_index(api_catalog, tmp_path)
-    assert first.rebuilt and not build_index(api_catalog, tmp_path).rebuilt
+    assert first.rebuilt == ["31TCJ-2019", "36TWQ-2019"] and not first.removed
+    assert not build_index(api_catalog, tmp_path).rebuilt
     copy = tmp_path / "copy"
-    report = ingest(product_zips[:2], copy, workers=1)
-    assert report.ok
-    assert build_index(copy, tmp_path).rebuilt
+    assert ingest(product_zips[:2], copy, workers=1).ok
+    assert build_index(copy, tmp_path).rebuilt == ["31TCJ-2019"]
     assert ingest(product_zips[:2], copy, workers=1).unchanged
     assert not build_index(copy, tmp_path).rebuilt  # a no-op ingest keeps the index
-    assert ingest(product_zips[2:3], copy, workers=1).added
-    assert build_index(copy, tmp_path).rebuilt
+    next_year = replace(series_specs[0], acquired=series_specs[0].acquired.replace(year=2020))
+    other_year = write_product(next_year, tmp_path / "2020", SynthOptions(size=60, seed=3))
+    assert ingest([other_year], copy, workers=1).added
+    again = build_index(copy, tmp_path)
+    assert again.rebuilt == ["31TCJ-2020"]  # 2019 untouched
+    parts = again.folder.parent / "parts"
+    assert sorted(p.name for p in parts.glob("*.parquet")) == ["31TCJ-2019.parquet", "31TCJ-2020.parquet"]
+    assert {p.name: pq.read_metadata(p).num_rows for p in again.folder.glob("*.parquet")} == \
+        {"2019.parquet": 2, "2020.parquet": 1}
 
 
 def _snippet(name: str) -> str:

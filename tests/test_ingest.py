@@ -280,6 +280,35 @@ def test_newer_version_replaces_older(tmp_path, series_specs):
     assert validate_catalog(root).ok
 
 
+def _linked(year_catalog: Path) -> set[str]:
+    if not year_catalog.exists():
+        return set()
+    return {link["href"].split("/")[1] for link in json.loads(year_catalog.read_text())["links"] if link["rel"] == "item"}
+
+
+@pytest.mark.parametrize("every", [0.0, 3600.0])
+def test_year_files_are_written_as_items_come_and_at_flush(catalog, tmp_path, every):
+    """Linking is batched: the year's files follow every ``every`` seconds and at flush."""
+    from fullmaja_stac.stac.catalog import placement
+
+    source = next(iter(_items(catalog).values()))
+    doc = json.loads(source.read_text())
+    item = pystac.Item.from_dict(doc, migrate=False)
+    store = CatalogStore(tmp_path / "catalog", year_flush_seconds=every)
+    with store.lock():
+        store.ensure_root()
+        where = placement(item.id, item.properties["grid:code"].removeprefix("MGRS-"), item.datetime)
+        staging = store.staging_dir(where)
+        staging.mkdir(parents=True)
+        store.commit(where, item, staging)
+        year_catalog = store.year_dir(where) / "catalog.json"
+        assert store.item_path(where).exists()
+        assert _linked(year_catalog) == ({item.id} if every == 0 else set())
+        store.flush()
+        assert _linked(year_catalog) == {item.id}
+    assert validate_catalog(tmp_path / "catalog").ok
+
+
 def test_two_writers_are_refused(tmp_path, product_zips):
     store = CatalogStore(tmp_path / "catalog")
     with store.lock():

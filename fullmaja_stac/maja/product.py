@@ -255,6 +255,39 @@ def _group_of_band(band: str, band_groups: dict[str, tuple[str, ...]]) -> str | 
     return None
 
 
+@dataclass(frozen=True)
+class ProductIdentity:
+    """What says whether a product is already in a catalog, from its MTD alone."""
+
+    id: str
+    platform: str
+    tile: str
+    acquired: datetime
+
+
+def _read_identity(source: Path, container: _Container):
+    mtd_where = f"{source}/{container.mtd}" if container.zip is None else f"{source}!{container.prefix}{container.mtd}"
+    mtd = parse_mtd(container.read_bytes(container.mtd), mtd_where)
+    name = NAME_PATTERN.match(mtd.id)
+    platform = re.sub(r"[-_ ]", "", mtd.platform or (name.group("platform") if name else "")).upper()
+    tile = (mtd.tile or (name.group("tile") if name else "")).upper()
+    tile = tile[1:] if tile.startswith("T") and len(tile) == 6 else tile
+    if not platform or not tile:
+        raise ProductError(mtd_where, "cannot tell the platform and tile (no PLATFORM/GEOGRAPHICAL_ZONE and the id is not a MUSCATE name)")
+    return mtd, name, ProductIdentity(mtd.id, platform, tile, mtd.acquired)
+
+
+def read_identity(path: str | os.PathLike[str]) -> ProductIdentity:
+    """Id, platform, tile and date of a product, reading its MTD only (no raster is opened):
+    enough to skip a product already ingested. Same errors as :func:`read_product`."""
+    source = Path(path)
+    container = _Container(source)
+    try:
+        return _read_identity(source, container)[2]
+    finally:
+        container.close()
+
+
 def read_product(path: str | os.PathLike[str]) -> MajaProduct:
     """Read one MAJA product (zip, folder, or the folder's MTD file).
 
@@ -264,14 +297,8 @@ def read_product(path: str | os.PathLike[str]) -> MajaProduct:
     source = Path(path)
     container = _Container(source)
     try:
-        mtd_where = f"{source}/{container.mtd}" if container.zip is None else f"{source}!{container.prefix}{container.mtd}"
-        mtd = parse_mtd(container.read_bytes(container.mtd), mtd_where)
-        name = NAME_PATTERN.match(mtd.id)
-        platform = re.sub(r"[-_ ]", "", mtd.platform or (name.group("platform") if name else "")).upper()
-        tile = (mtd.tile or (name.group("tile") if name else "")).upper()
-        tile = tile[1:] if tile.startswith("T") and len(tile) == 6 else tile
-        if not platform or not tile:
-            raise ProductError(mtd_where, "cannot tell the platform and tile (no PLATFORM/GEOGRAPHICAL_ZONE and the id is not a MUSCATE name)")
+        mtd, name, identity = _read_identity(source, container)
+        platform, tile = identity.platform, identity.tile
 
         grids = {g: Grid(g, *values) for g, values in mtd.grids.items()}
         rasters = _rasters(source, container, mtd, grids)

@@ -10,9 +10,10 @@ Layout (relative links only, so the folder can be copied anywhere)::
     maja-s2-l2a/<tile>/<year>/_items.json     our index of that year (not STAC)
     maja-s2-l2a/<tile>/<year>/_summary.json   aggregate of that year (not STAC)
 
-Adding an item rewrites only its year folder's files; the tile catalogs and the collection
-are brought up to date once per ingest (:meth:`CatalogStore.flush`), the collection from the
-per-year summaries, never from the items. Every file is
+Adding an item writes its own JSON and, at most every few seconds and at the end of the
+ingest, its year folder's files; the tile catalogs and the collection are brought up to date
+once per ingest (:meth:`CatalogStore.flush`), the collection from the per-year summaries,
+never from the items. Every file is
 written to a temporary name and renamed, and a JSON file whose content would not change is
 not rewritten, so a no-op ingest changes no byte.
 """
@@ -24,12 +25,14 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+import orjson
 import pystac
 from filelock import FileLock, Timeout
 
@@ -43,6 +46,7 @@ STAGING_PREFIX = ".staging-"
 VERSION_SUFFIX = re.compile(r"_V(\d+)-(\d+)$")
 ITEM_ASSET_DROP = ("href", "file:size", "file:checksum", "proj:shape", "proj:transform", "gsd")
 JSON_TYPE = "application/json"
+YEAR_FLUSH_SECONDS = 5.0  # how stale a year catalog may get during a long ingest
 
 
 def _new_file_mode() -> int:
@@ -77,7 +81,9 @@ def write_atomic(path: Path, data: bytes) -> bool:
 
 
 def dump_json(obj: dict) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    """Indented UTF-8 JSON. orjson's C encoder: the standard library's falls back to pure
+    Python as soon as ``indent`` is set, and items of ~45 assets made it the cost of a commit."""
+    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
 
 
 def write_json(path: Path, obj: dict) -> bool:
@@ -113,11 +119,15 @@ def placement(item_id: str, tile: str, when: datetime) -> Placement:
 class CatalogStore:
     """Reads and writes one catalog folder. Hold :meth:`lock` while writing."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, year_flush_seconds: float = YEAR_FLUSH_SECONDS) -> None:
         self.root = Path(root)
         self.collection_dir = self.root / COLLECTION_ID
         self._touched_tiles: set[str] = set()
         self._new_item_assets: dict = {}
+        self._years: dict[Path, dict] = {}  # year folder -> its index, read once per run
+        self._dirty_years: dict[Path, Placement] = {}  # year folders whose files are behind
+        self._year_flush_seconds = year_flush_seconds
+        self._last_year_flush = time.monotonic()
 
     # -- paths ---------------------------------------------------------------------------
     def year_dir(self, p: Placement) -> Path:
@@ -155,7 +165,10 @@ class CatalogStore:
 
     # -- state ---------------------------------------------------------------------------
     def year_index(self, p: Placement) -> dict:
-        return read_json(self.year_dir(p) / "_items.json", {"items": {}})
+        folder = self.year_dir(p)
+        if folder not in self._years:
+            self._years[folder] = read_json(folder / "_items.json", {"items": {}})
+        return self._years[folder]
 
     def has_item(self, p: Placement) -> bool:
         return self.item_path(p).exists()
@@ -198,11 +211,10 @@ class CatalogStore:
         self.link(p, doc)
 
     def link(self, p: Placement, item: dict) -> None:
-        """Record an item (already in its folder) in its year's index, summary and catalog;
-        the tile and collection follow at :meth:`flush`."""
-        index = self.year_index(p)
-        index["items"][p.item_id] = _index_entry(item)
-        self._write_year(p, index, item.get("assets", {}))
+        """Record an item (already in its folder) in its year's index; the year's files are
+        written every few seconds and at :meth:`flush`, with the tile and the collection."""
+        self.year_index(p)["items"][p.item_id] = _index_entry(item)
+        self._year_changed(p, item.get("assets", {}))
 
     def relink_existing(self, p: Placement) -> bool:
         """Link an item whose folder is complete but not yet linked (a killed ingest)."""
@@ -213,13 +225,28 @@ class CatalogStore:
         return True
 
     def remove(self, p: Placement) -> None:
-        """Unlink and delete one item (replaced by a newer version)."""
-        index = self.year_index(p)
-        index["items"].pop(p.item_id, None)
-        self._write_year(p, index, {})
+        """Unlink and delete one item (replaced by a newer version): the year's files are
+        rewritten at once, so that no catalog on disk links a deleted folder."""
+        self.year_index(p)["items"].pop(p.item_id, None)
+        self._year_changed(p, {})
+        self._flush_years()
         shutil.rmtree(self.item_dir(p), ignore_errors=True)
 
-    def _write_year(self, p: Placement, index: dict, assets: dict) -> None:
+    def _year_changed(self, p: Placement, assets: dict) -> None:
+        self._dirty_years[self.year_dir(p)] = p
+        self._touched_tiles.add(p.tile)
+        for key, value in _item_assets(assets).items():
+            self._new_item_assets.setdefault(key, value)
+        if time.monotonic() - self._last_year_flush >= self._year_flush_seconds:
+            self._flush_years()  # long ingests show their items as they go
+
+    def _flush_years(self) -> None:
+        for year_dir, p in sorted(self._dirty_years.items()):
+            self._write_year(p, self._years[year_dir])
+        self._dirty_years.clear()
+        self._last_year_flush = time.monotonic()
+
+    def _write_year(self, p: Placement, index: dict) -> None:
         year_dir = self.year_dir(p)
         items = dict(sorted(index["items"].items()))
         index = {"items": items}
@@ -232,16 +259,16 @@ class CatalogStore:
         write_json(year_dir / "_items.json", index)
         write_json(year_dir / "_summary.json", _summarize(items.values()))
         write_json(year_dir / "catalog.json", cat.to_dict(include_self_link=False, transform_hrefs=False))
-        self._touched_tiles.add(p.tile)
-        for key, value in _item_assets(assets).items():
-            self._new_item_assets.setdefault(key, value)
 
     def flush(self) -> None:
-        """Write the catalogs of the tiles this run touched and the collection, once.
+        """Write the year files still behind, then the catalogs of the tiles this run touched
+        and the collection, once.
 
-        Until then new items are linked from their year catalog only; a run killed before
-        its flush leaves a valid catalog, and the next run flushes what it touches.
+        A run killed before its flush leaves a valid catalog (items whose year files were not
+        written yet are invisible, their folders complete); the next run that is given those
+        products links them without converting anything again.
         """
+        self._flush_years()
         for tile in sorted(self._touched_tiles):
             self._write_tile(tile)
         self._write_collection(item_assets=self._new_item_assets)
