@@ -15,20 +15,21 @@ stackstac and odc-stac read the search results over HTTP from any machine.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
 import warnings
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from fullmaja_stac.api_index import ApiIndex, build_index
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.stac.catalog import dump_json, read_json, write_atomic
+from fullmaja_stac.stac.catalog import read_json
 from fullmaja_stac.stac.constants import COLLECTION_ID
+
+__all__ = ["ApiIndex", "ApiServer", "QueryError", "build_index", "create_app", "duckdb_client", "query_to_cql2"]
 
 FILES_PREFIX = "/catalog"
 INSTALL_HINT = "pip install 'fullmaja-stac[api]'"
@@ -65,92 +66,6 @@ def query_to_cql2(query: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 known = ", ".join([*_COMPARISONS, "in", *_LIKE])
                 raise QueryError(f"query on {name!r}: unknown operator {op!r} (known: {known})")
     return terms[0] if len(terms) == 1 else {"op": "and", "args": terms}
-
-
-# ----------------------------------------------------------------------------- index
-
-
-@dataclass(frozen=True)
-class ApiIndex:
-    """What the server searches: the catalog's items as stac-geoparquet, one file per year.
-
-    Each year's file is merged from one part per tile and year, written from the item JSON.
-    An ingest costs the index the JSON of the tile-years it changed and the merge of their
-    years; searching a handful of files stays fast (each file's footer describes ~800
-    columns, so hundreds of small files would make every search slow)."""
-
-    catalog: Path
-    folder: Path  # the per-year files
-    rebuilt: list[str]  # the tile-years whose part this build rewrote
-    removed: list[str]
-
-    @property
-    def pattern(self) -> str:
-        return str(self.folder / "*.parquet")
-
-
-def _year_stamp(index_file: Path) -> str:
-    """Changes whenever an item of the year is added, replaced or removed: the year's index
-    is rewritten (and only then) by every ingest that changes the year."""
-    stat = index_file.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def build_index(catalog: Path, cache: Path) -> ApiIndex:
-    """Bring the stac-geoparquet index of ``catalog`` in ``cache`` up to date: rewrite the
-    part of each tile-year whose ``_items.json`` changed since, drop the parts of years gone,
-    and merge the parts into the file the server searches if any of them changed."""
-    from fullmaja_stac.consume import read_item
-    from fullmaja_stac.export import merge_geoparquet, write_geoparquet
-
-    catalog = Path(catalog).resolve()
-    if not (catalog / "catalog.json").exists():
-        raise FullMajaError(f"{catalog}: no catalog.json here; run `fullmaja-stac ingest` or `fullmaja-stac demo` first")
-    collection = read_json(catalog / COLLECTION_ID / "collection.json", None)
-    if collection is None:
-        raise FullMajaError(f"{catalog}: no {COLLECTION_ID}/collection.json; the catalog is incomplete, re-run ingest")
-    top = Path(cache).resolve() / hashlib.sha1(str(catalog).encode()).hexdigest()[:16]
-    folder, years = top / "parts", top / "years"
-    folder.mkdir(parents=True, exist_ok=True)
-    years.mkdir(exist_ok=True)
-    stamps_file = folder / "stamps.json"
-    stamps: dict[str, str] = read_json(stamps_file, {}) or {}
-
-    current: dict[str, tuple[Path, str]] = {}
-    for index_file in sorted((catalog / COLLECTION_ID).glob("*/*/_items.json")):
-        entries = read_json(index_file, {"items": {}})["items"]
-        if entries:
-            current[f"{index_file.parent.parent.name}-{index_file.parent.name}"] = (index_file, _year_stamp(index_file))
-    if not current:
-        raise FullMajaError(f"{catalog}: the catalog has no item to serve")
-
-    rebuilt, removed = [], []
-    for part, (index_file, stamp) in current.items():
-        if stamps.get(part) == stamp and (folder / f"{part}.parquet").exists():
-            continue
-        stamps.pop(part, None)  # an interrupted rewrite must not look up to date
-        year_dir = index_file.parent
-        items = [read_item(year_dir / item_id / f"{item_id}.json")
-                 for item_id in read_json(index_file, {"items": {}})["items"]]
-        write_geoparquet(items, collection, folder / f"{part}.parquet")
-        stamps[part] = stamp
-        rebuilt.append(part)
-    for part in sorted(set(stamps) - set(current)) + [p.stem for p in folder.glob("*.parquet") if p.stem not in current]:
-        (folder / f"{part}.parquet").unlink(missing_ok=True)
-        stamps.pop(part, None)
-        removed.append(part)
-    by_year: dict[str, list[Path]] = {}
-    for part in current:
-        by_year.setdefault(part.rsplit("-", 1)[1], []).append(folder / f"{part}.parquet")
-    changed = {part.rsplit("-", 1)[1] for part in [*rebuilt, *removed]}
-    for year, parts in sorted(by_year.items()):
-        if year in changed or not (years / f"{year}.parquet").exists():
-            merge_geoparquet(parts, collection, years / f"{year}.parquet")
-    for stale in years.glob("*.parquet"):
-        if stale.stem not in by_year:
-            stale.unlink()
-    write_atomic(stamps_file, dump_json(dict(sorted(stamps.items()))))
-    return ApiIndex(catalog, years, rebuilt, sorted(set(removed)))
 
 
 # ----------------------------------------------------------------------------- app
@@ -193,7 +108,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
     # stac-fastapi 5 uses ORJSONResponse, which FastAPI now deprecates: not the user's concern
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     try:
-        from fastapi import FastAPI, HTTPException, Request, Response
+        from fastapi import FastAPI, HTTPException, Response
         from stac_fastapi.api.app import StacApi
         from stac_fastapi.api.models import (
             create_get_request_model,
@@ -269,9 +184,10 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
     if browser is not None:
         from fullmaja_stac.serve import BROWSER_PREFIX, browser_config
 
-        @api.app.get(f"{BROWSER_PREFIX}config.js", include_in_schema=False)
-        def browser_settings(request: Request) -> Response:
+        def browser_settings(request):  # a plain Starlette endpoint: no FastAPI parameter parsing
             return Response(browser_config(catalog, str(request.base_url)), media_type="text/javascript")
+
+        api.app.add_route(f"{BROWSER_PREFIX}config.js", browser_settings, include_in_schema=False)
 
         api.app.mount(BROWSER_PREFIX.rstrip("/"), StaticFiles(directory=browser, html=True), name="browser")
     return api.app

@@ -48,6 +48,7 @@ def merge_geoparquet(parts: list[Path], collection: dict, target: Path) -> None:
 
     _, to_parquet = _writer()
     table = pa.concat_tables([pq.read_table(part) for part in parts], promote_options="permissive")
+    table = table.combine_chunks()  # one row group, not one per part: a footer 10x smaller
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:

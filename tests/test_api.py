@@ -40,8 +40,12 @@ def api_catalog(tmp_path_factory, product_zips) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(api_catalog, tmp_path_factory):
-    index = build_index(api_catalog, tmp_path_factory.mktemp("api-index"))
+def index(api_catalog, tmp_path_factory):
+    return build_index(api_catalog, tmp_path_factory.mktemp("api-index"))
+
+
+@pytest.fixture(scope="module")
+def server(index):
     with ApiServer(index, port=0) as srv:
         yield srv
 
@@ -127,6 +131,20 @@ def test_get_search_query_and_bad_requests(server, items):
     conformance = requests.get(f"{server.url}/conformance", timeout=10).json()["conformsTo"]
     assert any(c.endswith("item-search#query") for c in conformance)
     assert any(c.endswith("item-search#filter") for c in conformance)
+
+
+def test_browser_is_pointed_at_the_api(index, tmp_path):
+    """The runtime config.js that STAC Browser reads names the API root (the build itself
+    is tested in test_browser.py; a stand-in dist folder is enough for the wiring)."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<html>stand-in STAC Browser</html>")
+    with ApiServer(index, port=0, browser=dist) as srv:
+        config = requests.get(f"{srv.browser_url}config.js", timeout=10).text
+        assert config.startswith("window.STAC_BROWSER_CONFIG = ")
+        assert json.loads(config.split("=", 1)[1].rstrip().rstrip(";"))["catalogUrl"] == f"{srv.url}/"
+        assert "stand-in" in requests.get(srv.browser_url, timeout=10).text
+        assert requests.get(f"{srv.url}/", timeout=10).json()["type"] == "Catalog"
 
 
 def test_query_translation():
