@@ -4,7 +4,12 @@ brute-force filter of the static items; search results load in stackstac and odc
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
@@ -198,3 +203,25 @@ def test_readme_api_snippet_loads_source_pixels(server, items):
         np.testing.assert_array_equal(ds["red"].isel(time=t).values, raw, err_msg=item["id"])
         got = cube.isel(time=t).sel(band="red").values
         np.testing.assert_allclose(got, np.where(raw == -10000, np.nan, raw * 0.0001), rtol=0, atol=1e-9)
+
+
+def test_cli_serve_api_answers_then_stops_cleanly_on_ctrl_c(catalog, tmp_path):
+    """`fullmaja-stac serve --api` as a user runs it: the URL it prints answers a search, and
+    Ctrl-C (SIGINT) ends it with no traceback."""
+    env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen([sys.executable, "-m", "fullmaja_stac.cli", "serve", str(catalog), "--api", "--port", "0"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line, deadline = "", time.monotonic() + 120
+        while "STAC API:" not in line:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"serve --api did not start: {line}{proc.stdout.read() if proc.poll() is not None else ''}")
+        url = re.search(r"http://127\.0\.0\.1:\d+", line).group(0)
+        found = requests.post(f"{url}/search", json={"query": {"sat:relative_orbit": {"eq": 51}}}, timeout=10).json()
+        assert len(found["features"]) == 5
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode in (0, 130), out
+    assert "Traceback" not in out and "ERROR" not in out, out
