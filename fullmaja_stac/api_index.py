@@ -82,15 +82,42 @@ def build_index(catalog: Path, cache: Path) -> ApiIndex:
         (folder / f"{part}.parquet").unlink(missing_ok=True)
         stamps.pop(part, None)
         removed.append(part)
-    by_year: dict[str, list[Path]] = {}
+    by_year: dict[str, list[str]] = {}
     for part in current:
-        by_year.setdefault(part.rsplit("-", 1)[1], []).append(folder / f"{part}.parquet")
-    changed = {part.rsplit("-", 1)[1] for part in [*rebuilt, *removed]}
+        by_year.setdefault(_year_of(part), []).append(part)
+    changed: dict[str, set[str]] = {}
+    for part in [*rebuilt, *removed]:
+        changed.setdefault(_year_of(part), set()).add(part)
     for year, parts in sorted(by_year.items()):
-        if year in changed or not (years / f"{year}.parquet").exists():
-            merge_geoparquet(parts, collection, years / f"{year}.parquet")
+        target = years / f"{year}.parquet"
+        if target.exists() and year in changed:
+            _update_year(target, changed[year], folder, collection)
+        elif not target.exists():
+            merge_geoparquet([folder / f"{part}.parquet" for part in parts], collection, target)
     for stale in years.glob("*.parquet"):
         if stale.stem not in by_year:
             stale.unlink()
     write_atomic(stamps_file, dump_json(dict(sorted(stamps.items()))))
     return ApiIndex(catalog, years, rebuilt, sorted(set(removed)))
+
+
+def _year_of(part: str) -> str:
+    return part.rsplit("-", 1)[1]
+
+
+def _update_year(target: Path, parts: set[str], folder: Path, collection: dict) -> None:
+    """Replace the rows of some tiles in a year file by their parts' current rows.
+
+    Rows are matched by tile (``grid:code``), not by id, so that a year file left behind by
+    an interrupted build is still corrected."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from fullmaja_stac.export import write_table
+
+    old = pq.read_table(target)
+    tiles = pa.array(sorted(f"MGRS-{part.rsplit('-', 1)[0]}" for part in parts))
+    kept = old.filter(pc.invert(pc.is_in(old.column("grid:code"), value_set=tiles)))
+    fresh = [pq.read_table(folder / f"{part}.parquet") for part in sorted(parts) if (folder / f"{part}.parquet").exists()]
+    write_table(pa.concat_tables([kept, *fresh], promote_options="permissive"), collection, target)

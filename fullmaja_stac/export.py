@@ -38,17 +38,9 @@ def write_geoparquet(items: list[dict], collection: dict, target: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def merge_geoparquet(parts: list[Path], collection: dict, target: Path) -> None:
-    """Concatenate stac-geoparquet files (their schemas unified) into one, atomically.
-
-    One file searches far faster than many: an item of ~45 assets is ~800 parquet columns,
-    and every file's footer must be read and its schema unified before DuckDB can filter."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
+def write_table(table, collection: dict, target: Path) -> None:
+    """Write an Arrow table of stac-geoparquet rows to ``target``, atomically."""
     _, to_parquet = _writer()
-    table = pa.concat_tables([pq.read_table(part) for part in parts], promote_options="permissive")
-    table = table.combine_chunks()  # one row group, not one per part: a footer 10x smaller
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -57,6 +49,18 @@ def merge_geoparquet(parts: list[Path], collection: dict, target: Path) -> None:
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def merge_geoparquet(parts: list[Path], collection: dict, target: Path) -> None:
+    """Concatenate stac-geoparquet files (their schemas unified) into one, atomically.
+
+    One file searches far faster than many: an item of ~45 assets is ~800 parquet columns,
+    and every file's footer must be read and its schema unified before DuckDB can filter."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.concat_tables([pq.read_table(part) for part in parts], promote_options="permissive")
+    write_table(table.combine_chunks(), collection, target)  # one row group, not one per part
 
 
 def export_geoparquet(catalog: Path, target: Path) -> int:

@@ -31,16 +31,21 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 @pytest.fixture(scope="module")
-def api_catalog(tmp_path_factory, product_zips) -> Path:
+def api_zips(tmp_path_factory, product_zips) -> list[Path]:
     """Three tile/orbit pairs: the session's 31TCJ/51 series, 31TCJ/8 and the demo's 36TWQ/64."""
     out = tmp_path_factory.mktemp("api-zips")
     zips = list(product_zips)
     for tile, orbit, seed in (("31TCJ", 8, 5), ("36TWQ", 64, 7)):
         specs = plan_series(tile, orbit, date(2019, 3, 1), date(2019, 3, 31), seed=seed, too_cloudy=set(), split=set())
         zips += [write_product(s, out, SynthOptions(size=60, seed=seed)) for s in specs]
+    return zips
+
+
+@pytest.fixture(scope="module")
+def api_catalog(tmp_path_factory, api_zips) -> Path:
     root = tmp_path_factory.mktemp("api-cat") / "catalog"
-    report = ingest(zips, root, workers=2)
-    assert report.ok and len(report.added) == len(zips)
+    report = ingest(api_zips, root, workers=2)
+    assert report.ok and len(report.added) == len(api_zips)
     return root
 
 
@@ -162,24 +167,64 @@ def test_query_translation():
             query_to_cql2(bad)
 
 
-def test_index_rewrites_only_the_tile_years_that_changed(api_catalog, tmp_path, product_zips, series_specs):
+def _year_rows(index) -> dict[str, set[str]]:
+    return {p.stem: set(pq.read_table(p, columns=["id"]).column("id").to_pylist()) for p in index.folder.glob("*.parquet")}
+
+
+def test_index_rewrites_only_the_tile_years_that_changed(api_catalog, api_zips, tmp_path, series_specs):
     first = build_index(api_catalog, tmp_path)
     assert first.rebuilt == ["31TCJ-2019", "36TWQ-2019"] and not first.removed
     assert not build_index(api_catalog, tmp_path).rebuilt
+
     copy = tmp_path / "copy"
-    assert ingest(product_zips[:2], copy, workers=1).ok
-    assert build_index(copy, tmp_path).rebuilt == ["31TCJ-2019"]
-    assert ingest(product_zips[:2], copy, workers=1).unchanged
+    twq = [z for z in api_zips if "T36TWQ" in z.name]
+    tcj = [z for z in api_zips if "T31TCJ" in z.name]
+    assert ingest(tcj[:2] + twq, copy, workers=2).ok
+    assert build_index(copy, tmp_path).rebuilt == ["31TCJ-2019", "36TWQ-2019"]
+    assert ingest(tcj[:2], copy, workers=1).unchanged
     assert not build_index(copy, tmp_path).rebuilt  # a no-op ingest keeps the index
+
+    assert ingest(tcj[2:4], copy, workers=2).added  # two more dates of a tile-year already there
+    update = build_index(copy, tmp_path)
+    assert update.rebuilt == ["31TCJ-2019"]  # 36TWQ's part is not re-read
+    assert _year_rows(update) == {"2019": {i["id"] for i in stackstac_items(copy)}}
+
     next_year = replace(series_specs[0], acquired=series_specs[0].acquired.replace(year=2020))
-    other_year = write_product(next_year, tmp_path / "2020", SynthOptions(size=60, seed=3))
-    assert ingest([other_year], copy, workers=1).added
+    assert ingest([write_product(next_year, tmp_path / "2020", SynthOptions(size=60, seed=3))], copy, workers=1).added
     again = build_index(copy, tmp_path)
     assert again.rebuilt == ["31TCJ-2020"]  # 2019 untouched
+    items = stackstac_items(copy)
+    assert _year_rows(again) == {year: {i["id"] for i in items if i["properties"]["datetime"].startswith(year)}
+                                 for year in ("2019", "2020")}
     parts = again.folder.parent / "parts"
-    assert sorted(p.name for p in parts.glob("*.parquet")) == ["31TCJ-2019.parquet", "31TCJ-2020.parquet"]
-    assert {p.name: pq.read_metadata(p).num_rows for p in again.folder.glob("*.parquet")} == \
-        {"2019.parquet": 2, "2020.parquet": 1}
+    assert sorted(p.name for p in parts.glob("*.parquet")) == \
+        ["31TCJ-2019.parquet", "31TCJ-2020.parquet", "36TWQ-2019.parquet"]
+
+
+def test_index_follows_a_replaced_version_and_many_updates(tmp_path, series_specs):
+    """A replaced item leaves the index; repeated updates of one year stay correct, and the
+    year file does not grow a row group per update (many make every search slower)."""
+
+    root = tmp_path / "catalog"
+    old = write_product(series_specs[0], tmp_path / "v1", SynthOptions(size=60, seed=3, version="4-0"))
+    assert ingest([old], root, workers=1).ok and build_index(root, tmp_path / "idx")
+    new = write_product(series_specs[0], tmp_path / "v2", SynthOptions(size=60, seed=3, version="4-1"))
+    assert ingest([new], root, workers=1).replaced
+    index = build_index(root, tmp_path / "idx")
+    assert _year_rows(index) == {"2019": {new.stem}}
+    twq = plan_series("36TWQ", 64, date(2019, 3, 1), date(2019, 3, 15), seed=7, too_cloudy=set(), split=set())[0]
+    assert ingest([write_product(twq, tmp_path / "more", SynthOptions(size=60, seed=7))], root, workers=1).added
+    assert build_index(root, tmp_path / "idx").rebuilt == ["36TWQ-2019"]
+    more = plan_series("31TCJ", 51, date(2019, 4, 1), date(2019, 7, 31), seed=3, too_cloudy=set(), split=set())
+    assert len(more) > 10
+    row_groups = []
+    for spec in more:  # one ingest and one index update per date: 36TWQ's rows are kept each time
+        assert ingest([write_product(spec, tmp_path / "more", SynthOptions(size=60, seed=3))], root, workers=1).added
+        index = build_index(root, tmp_path / "idx")
+        assert index.rebuilt == ["31TCJ-2019"]
+        row_groups.append(pq.read_metadata(index.folder / "2019.parquet").num_row_groups)
+    assert max(row_groups) <= 2, row_groups
+    assert _year_rows(index) == {"2019": {i["id"] for i in stackstac_items(root)}}
 
 
 def _snippet(name: str) -> str:
