@@ -559,8 +559,9 @@ def serve(
 ) -> None:
     """Serve a catalog over HTTP (CORS, Range for COGs), optionally with STAC Browser.
 
-    With --api the catalog is indexed once into stac-geoparquet (re-indexed when the
-    catalog changes) and searched with DuckDB; the COGs stay under /catalog/.
+    With --api the catalog is indexed into stac-geoparquet in the state folder (at each
+    start, only the tile-years changed since are re-read) and searched with DuckDB; the COGs
+    are served under /catalog/ and search results point there.
     """
     from fullmaja_stac.browser import build_browser, built_browser
     from fullmaja_stac.config import state_dir as resolve_state

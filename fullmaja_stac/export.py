@@ -24,23 +24,16 @@ def _writer():
 
 def write_geoparquet(items: list[dict], collection: dict, target: Path) -> None:
     """Write item dicts to ``target`` as stac-geoparquet, atomically (temp file, rename)."""
-    parse, to_parquet = _writer()
+    parse, _ = _writer()
     for item in items:
         item["links"] = [link for link in item.get("links", []) if link.get("rel") not in ("root", "parent")]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        to_parquet(parse(items), tmp, collections={collection["id"]: collection})
-        os.chmod(tmp, NEW_FILE_MODE)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_table(parse(items), collection, target)
 
 
 def write_table(table, collection: dict, target: Path) -> None:
-    """Write an Arrow table of stac-geoparquet rows to ``target``, atomically."""
+    """Write Arrow stac-geoparquet rows (a table or batch reader) to ``target``, atomically."""
     _, to_parquet = _writer()
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     os.close(fd)
     try:
