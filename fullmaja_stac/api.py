@@ -16,15 +16,14 @@ stackstac and odc-stac read the search results over HTTP from any machine.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import warnings
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from fullmaja_stac.api_index import ApiIndex, build_index
+from fullmaja_stac.consume import href_under
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.stac.catalog import read_json
 from fullmaja_stac.stac.constants import COLLECTION_ID
@@ -94,14 +93,6 @@ def duckdb_client():
         ) from None
 
 
-def _public_href(href: str, catalog: Path, base_url: str) -> str:
-    """A served URL for a file of the catalog; other hrefs are left alone."""
-    root = str(catalog) + os.sep
-    if href.startswith(root):
-        return f"{base_url.rstrip('/')}{FILES_PREFIX}/{quote(href[len(root):])}"
-    return href
-
-
 def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA Sentinel-2 L2A"):
     """The ASGI app: STAC API at ``/``, the catalog's files at ``/catalog/``, and a built
     STAC Browser pointed at the API under ``/browser/`` when ``browser`` is given."""
@@ -152,7 +143,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
         def item_with_links(self, item, request, collection):
             item = super().item_with_links(item, request, collection)
             for asset in item.get("assets", {}).values():
-                asset["href"] = _public_href(asset["href"], catalog, str(request.base_url))
+                asset["href"] = href_under(asset["href"], catalog, f"{str(request.base_url).rstrip('/')}{FILES_PREFIX}")
             return item
 
     settings = gp_api.Settings(

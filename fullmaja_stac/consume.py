@@ -9,13 +9,14 @@ odc-stac (which wants pystac Items and reads ``proj:code``) gets pystac Items.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from urllib.parse import unquote, urljoin
+from urllib.parse import quote, unquote, urljoin
 
 import pystac
 
 
-def _item_files(catalog: Path) -> list[Path]:
+def item_files(catalog: Path) -> list[Path]:
     """Item JSON paths reachable from the catalog's links, in link order."""
     root = Path(catalog)
     start = root / "catalog.json" if root.is_dir() else root
@@ -40,9 +41,16 @@ def read_item(path: Path) -> dict:
     return item
 
 
+def href_under(href: str, catalog: Path, base_url: str) -> str:
+    """The URL of a file of ``catalog`` once the catalog folder is published at ``base_url``;
+    an href outside the catalog is returned as it is."""
+    root = str(Path(catalog).resolve()) + os.sep
+    return f"{base_url.rstrip('/')}/{quote(href[len(root):])}" if href.startswith(root) else href
+
+
 def stackstac_items(catalog: str | Path) -> list[dict]:
     """Items of a local catalog as dicts with absolute asset hrefs, for ``stackstac.stack``."""
-    items = [read_item(path) for path in _item_files(Path(catalog))]
+    items = [read_item(path) for path in item_files(Path(catalog))]
     return sorted(items, key=lambda i: i["properties"]["datetime"])
 
 

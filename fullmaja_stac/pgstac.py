@@ -8,13 +8,13 @@ pgstac mirrors the catalog after every run, however often it is repeated.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
-from fullmaja_stac.consume import stackstac_items
+from fullmaja_stac.consume import href_under, item_files, read_item
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.stac.catalog import read_json
 from fullmaja_stac.stac.constants import COLLECTION_ID
@@ -41,25 +41,22 @@ def _one_line(exc: Exception) -> str:
     return " ".join(line.strip() for line in str(exc).strip().splitlines())
 
 
-def _public_href(href: str, catalog: Path, base_url: str | None) -> str:
-    if base_url is None:
-        return href
-    root = str(catalog) + "/"
-    return f"{base_url.rstrip('/')}/{quote(href[len(root):])}" if href.startswith(root) else href
-
-
 def _keep_links(doc: dict) -> dict:
     doc["links"] = [link for link in doc.get("links", []) if link.get("rel") not in _STRUCTURAL_LINKS]
     return doc
 
 
-def publishable_items(catalog: Path, base_url: str | None = None) -> Iterator[dict]:
-    """The catalog's items as pgstac wants them: absolute asset hrefs (local paths, or URLs
-    under ``base_url`` where the catalog folder is published), no structural links."""
-    catalog = Path(catalog).resolve()
-    for item in stackstac_items(catalog):
-        for asset in item["assets"].values():
-            asset["href"] = _public_href(asset["href"], catalog, base_url)
+def publishable_items(catalog: Path, base_url: str | None = None, seen: set[str] | None = None) -> Iterator[dict]:
+    """The catalog's items, one at a time, as pgstac wants them: absolute asset hrefs (local
+    paths, or URLs under ``base_url`` where the catalog folder is published), no structural
+    links. Their ids are added to ``seen`` as they go."""
+    for path in item_files(Path(catalog)):
+        item = read_item(path)
+        if base_url is not None:
+            for asset in item["assets"].values():
+                asset["href"] = href_under(asset["href"], catalog, base_url)
+        if seen is not None:
+            seen.add(item["id"])
         yield _keep_links(item)
 
 
@@ -77,8 +74,9 @@ def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate
     collection = read_json(catalog / COLLECTION_ID / "collection.json", None)
     if not (catalog / "catalog.json").exists() or collection is None:
         raise FullMajaError(f"{catalog}: no catalog with a {COLLECTION_ID} collection here; run `fullmaja-stac ingest` first")
-    items = list(publishable_items(catalog, base_url))
-    wanted = {item["id"] for item in items}
+    wanted: set[str] = set()
+    items = publishable_items(catalog, base_url, wanted)  # streamed: pypgstac loads in chunks
+    first = next(items, None)
 
     try:  # pypgstac's pool would retry for 30 s and log each failure: ask once, say why
         psycopg.connect(dsn, connect_timeout=10).close()
@@ -92,8 +90,8 @@ def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate
             raise FullMajaError(f"{masked_dsn(dsn)} has no pgstac schema; run without --no-migrate")
         loader = Loader(db)
         loader.load_collections(iter([_keep_links(collection)]), insert_mode=Methods.upsert)
-        if items:
-            loader.load_items(iter(items), insert_mode=Methods.upsert)
+        if first is not None:
+            loader.load_items(itertools.chain([first], items), insert_mode=Methods.upsert)
         stale = [row[0] for row in db.query("SELECT id FROM items WHERE collection = %s", [collection["id"]])
                  if row[0] not in wanted]
         for item_id in stale:
@@ -102,4 +100,4 @@ def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate
         raise FullMajaError(f"pgstac at {masked_dsn(dsn)} refused the load: {_one_line(exc)}") from None
     finally:
         db.close()
-    return PublishReport(collection["id"], len(items), sorted(stale), str(version))
+    return PublishReport(collection["id"], len(wanted), sorted(stale), str(version))
