@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.stac.catalog import dump_json, read_json, write_atomic
+from fullmaja_stac.stac.catalog import dump_json, read_json, tile_years, write_atomic
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
 
@@ -32,13 +32,6 @@ class ApiIndex:
         return str(self.folder / "*.parquet")
 
 
-def _year_stamp(index_file: Path) -> str:
-    """Changes whenever an item of the year is added, replaced or removed: the year's index
-    is rewritten (and only then) by every ingest that changes the year."""
-    stat = index_file.stat()
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
 def build_index(catalog: Path, cache: Path) -> ApiIndex:
     """Bring the stac-geoparquet index of ``catalog`` in ``cache`` up to date: rewrite the
     part of each tile-year whose ``_items.json`` changed since, drop the parts of years gone,
@@ -59,24 +52,18 @@ def build_index(catalog: Path, cache: Path) -> ApiIndex:
     stamps_file = folder / "stamps.json"
     stamps: dict[str, str] = read_json(stamps_file, {}) or {}
 
-    current: dict[str, tuple[Path, str]] = {}
-    for index_file in sorted((catalog / COLLECTION_ID).glob("*/*/_items.json")):
-        entries = read_json(index_file, {"items": {}})["items"]
-        if entries:
-            current[f"{index_file.parent.parent.name}-{index_file.parent.name}"] = (index_file, _year_stamp(index_file))
+    current = tile_years(catalog)
     if not current:
         raise FullMajaError(f"{catalog}: the catalog has no item to serve")
 
     rebuilt, removed = [], []
-    for part, (index_file, stamp) in current.items():
-        if stamps.get(part) == stamp and (folder / f"{part}.parquet").exists():
+    for part, tile_year in current.items():
+        if stamps.get(part) == tile_year.stamp and (folder / f"{part}.parquet").exists():
             continue
         stamps.pop(part, None)  # an interrupted rewrite must not look up to date
-        year_dir = index_file.parent
-        items = [read_item(year_dir / item_id / f"{item_id}.json")
-                 for item_id in read_json(index_file, {"items": {}})["items"]]
+        items = [read_item(path) for path in tile_year.item_paths()]
         write_geoparquet(items, collection, folder / f"{part}.parquet")
-        stamps[part] = stamp
+        stamps[part] = tile_year.stamp
         rebuilt.append(part)
     for part in sorted(set(stamps) - set(current)) + [p.stem for p in folder.glob("*.parquet") if p.stem not in current]:
         (folder / f"{part}.parquet").unlink(missing_ok=True)

@@ -163,17 +163,21 @@ def publish_pgstac_command(
     base_url: Optional[str] = typer.Option(None, help="URL where the catalog folder is published (web server, "
                                            "bucket); asset hrefs become URLs under it instead of local paths."),
     migrate: bool = typer.Option(True, "--migrate/--no-migrate", help="Create or upgrade the pgstac schema first."),
+    full: bool = typer.Option(False, "--full", help="Reload every item and delete whatever else the collection holds, "
+                              "instead of only the tile-years changed since the last publish."),
 ) -> None:
     """Load the collection and its items into pgstac (idempotent: re-running mirrors the catalog).
 
-    Serve the database with stac-fastapi-pgstac for a multi-user STAC API.
+    Only the tile-years changed since the last publish into that database are sent. Serve the
+    database with stac-fastapi-pgstac for a multi-user STAC API.
     """
     from fullmaja_stac.pgstac import masked_dsn, publish_pgstac
 
     with console.status(f"loading into {masked_dsn(dsn)}"):
-        report = publish_pgstac(catalog, dsn, base_url=base_url, migrate=migrate)
-    console.print(f"[green]{report.items} items[/] of {report.collection} in pgstac {report.pgstac_version}"
-                  f" at {masked_dsn(dsn)}", highlight=False)
+        report = publish_pgstac(catalog, dsn, base_url=base_url, migrate=migrate, full=full)
+    how = "full load" if report.full else f"{report.skipped_parts} tile-years already up to date"
+    console.print(f"[green]{report.items} items[/] of {report.collection} in pgstac {report.pgstac_version} at "
+                  f"{masked_dsn(dsn)}: {report.loaded} sent ({how})", highlight=False, soft_wrap=True)
     if report.removed:
         console.print(f"removed {len(report.removed)} items no longer in the catalog: {', '.join(report.removed)}")
 

@@ -1,22 +1,23 @@
 """Publish a catalog into pgstac (PostgreSQL + PostGIS), for a shared STAC API served by
-stac-fastapi-pgstac. Loading is pypgstac's; this module only prepares what it loads.
+stac-fastapi-pgstac. Loading is pypgstac's; this module only decides what it loads.
 
-Idempotent: the collection and items are upserted, and items of the collection that the
-catalog no longer holds (an older processing version that was replaced) are deleted, so
-pgstac mirrors the catalog after every run, however often it is repeated.
+Idempotent and incremental: the database remembers, in a table of ours
+(``fullmaja_stac.published``), the stamp of each tile-year it received. A run upserts the
+collection, then the items of the tile-years whose stamp changed, and deletes the items of
+those tile-years that the catalog no longer holds (an older processing version that was
+replaced). The first run into a database, or ``full=True``, loads everything and deletes
+every item of the collection the catalog does not have, so pgstac mirrors the catalog.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fullmaja_stac.consume import href_under, item_files, read_item
+from fullmaja_stac.consume import href_under, read_item
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.stac.catalog import read_json
+from fullmaja_stac.stac.catalog import read_json, tile_years
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
 INSTALL_HINT = "pip install 'fullmaja-stac[pgstac]'"
@@ -24,12 +25,22 @@ INSTALL_HINT = "pip install 'fullmaja-stac[pgstac]'"
 _STRUCTURAL_LINKS = {"root", "parent", "self", "collection", "child", "item", "items"}
 
 
+STAMPS_DDL = (
+    "CREATE SCHEMA IF NOT EXISTS fullmaja_stac",
+    "CREATE TABLE IF NOT EXISTS fullmaja_stac.published ("
+    " collection text NOT NULL, part text NOT NULL, stamp text NOT NULL, PRIMARY KEY (collection, part))",
+)
+
+
 @dataclass(frozen=True)
 class PublishReport:
     collection: str
-    items: int
+    items: int  # in the catalog
+    loaded: int  # sent to pgstac by this run
+    skipped_parts: int  # tile-years already published as they are
     removed: list[str]
     pgstac_version: str
+    full: bool
 
 
 def masked_dsn(dsn: str) -> str:
@@ -46,21 +57,58 @@ def _keep_links(doc: dict) -> dict:
     return doc
 
 
-def publishable_items(catalog: Path, base_url: str | None = None, seen: set[str] | None = None) -> Iterator[dict]:
-    """The catalog's items, one at a time, as pgstac wants them: absolute asset hrefs (local
-    paths, or URLs under ``base_url`` where the catalog folder is published), no structural
-    links. Their ids are added to ``seen`` as they go."""
-    for path in item_files(Path(catalog)):
-        item = read_item(path)
-        if base_url is not None:
-            for asset in item["assets"].values():
-                asset["href"] = href_under(asset["href"], catalog, base_url)
-        if seen is not None:
-            seen.add(item["id"])
-        yield _keep_links(item)
+def _prepared(item: dict, catalog: Path, base_url: str | None) -> dict:
+    """An item as pgstac wants it: absolute asset hrefs (local paths, or URLs under
+    ``base_url`` where the catalog folder is published), no structural links."""
+    if base_url is not None:
+        for asset in item["assets"].values():
+            asset["href"] = href_under(asset["href"], catalog, base_url)
+    return _keep_links(item)
 
 
-def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate: bool = True) -> PublishReport:
+class _Stamps:
+    """What each tile-year looked like when it was last published, kept in the database.
+
+    On a connection of its own, as the user: pypgstac's connections switch to the
+    ``pgstac_ingest`` role, which may not create schemas. Where the user may not either,
+    there are no stamps and every run is a full load (said in the report)."""
+
+    def __init__(self, psycopg, dsn: str, collection: str) -> None:
+        self.collection = collection
+        self.conn = psycopg.connect(dsn, autocommit=True)
+        try:
+            for statement in STAMPS_DDL:
+                self.conn.execute(statement)
+            self.available = True
+        except psycopg.errors.InsufficientPrivilege:
+            self.available = False
+
+    def read(self) -> dict[str, str]:
+        if not self.available:
+            return {}
+        rows = self.conn.execute("SELECT part, stamp FROM fullmaja_stac.published WHERE collection = %s",
+                                 [self.collection])
+        return dict(rows.fetchall())
+
+    def write(self, stamps: dict[str, str]) -> None:
+        if not self.available:
+            return
+        with self.conn.transaction():
+            self.conn.execute("DELETE FROM fullmaja_stac.published WHERE collection = %s", [self.collection])
+            for part, stamp in sorted(stamps.items()):
+                self.conn.execute("INSERT INTO fullmaja_stac.published VALUES (%s, %s, %s)",
+                                  [self.collection, part, stamp])
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _year_bounds(year: str) -> tuple[str, str]:
+    return f"{year}-01-01T00:00:00Z", f"{int(year) + 1:04d}-01-01T00:00:00Z"
+
+
+def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate: bool = True,
+                   full: bool = False) -> PublishReport:
     """Load ``catalog`` into the pgstac database at ``dsn`` (migrating its schema first)."""
     try:
         import psycopg
@@ -74,30 +122,55 @@ def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate
     collection = read_json(catalog / COLLECTION_ID / "collection.json", None)
     if not (catalog / "catalog.json").exists() or collection is None:
         raise FullMajaError(f"{catalog}: no catalog with a {COLLECTION_ID} collection here; run `fullmaja-stac ingest` first")
-    wanted: set[str] = set()
-    items = publishable_items(catalog, base_url, wanted)  # streamed: pypgstac loads in chunks
-    first = next(items, None)
+    cid = collection["id"]
+    parts = tile_years(catalog)
+    # what the database should remember of each part: where it came from counts too
+    stamps = {name: f"{part.stamp}:{catalog}:{base_url or ''}" for name, part in parts.items()}
 
     try:  # pypgstac's pool would retry for 30 s and log each failure: ask once, say why
         psycopg.connect(dsn, connect_timeout=10).close()
     except psycopg.Error as exc:
         raise FullMajaError(f"cannot connect to {masked_dsn(dsn)}: {_one_line(exc)}") from None
 
-    db = PgstacDB(dsn=dsn)
+    db, memory = PgstacDB(dsn=dsn), None
     try:
         version = Migrate(db).run_migration() if migrate else db.version
         if not version:
             raise FullMajaError(f"{masked_dsn(dsn)} has no pgstac schema; run without --no-migrate")
+        memory = _Stamps(psycopg, dsn, cid)
+        published = memory.read()
+        full = full or not published
+        todo = [name for name in parts if full or published.get(name) != stamps[name]]
+        gone = [name for name in published if name not in parts]
+
         loader = Loader(db)
         loader.load_collections(iter([_keep_links(collection)]), insert_mode=Methods.upsert)
-        if first is not None:
-            loader.load_items(itertools.chain([first], items), insert_mode=Methods.upsert)
-        stale = [row[0] for row in db.query("SELECT id FROM items WHERE collection = %s", [collection["id"]])
-                 if row[0] not in wanted]
+        items = (_prepared(read_item(path), catalog, base_url) for name in todo for path in parts[name].item_paths())
+        if todo:
+            loader.load_items(items, insert_mode=Methods.upsert)  # streamed: pypgstac loads in chunks
+
+        if full:
+            wanted = {item_id for part in parts.values() for item_id in part.item_ids}
+            stale = [row[0] for row in db.query("SELECT id FROM items WHERE collection = %s", [cid]) if row[0] not in wanted]
+        else:
+            stale = []
+            for name in [*todo, *gone]:
+                tile, year = name.rsplit("-", 1)
+                start, end = _year_bounds(year)
+                keep = set(parts[name].item_ids) if name in parts else set()
+                rows = db.query("SELECT id FROM items WHERE collection = %s AND content->'properties'->>'grid:code' = %s"
+                                " AND datetime >= %s AND datetime < %s", [cid, f"MGRS-{tile}", start, end])
+                stale += [row[0] for row in rows if row[0] not in keep]
         for item_id in stale:
-            db.query_one("SELECT delete_item(%s, %s)", [item_id, collection["id"]])
+            db.query_one("SELECT delete_item(%s, %s)", [item_id, cid])
+
+        memory.write(stamps)  # last: after a failure the previous stamps stay, and the work is redone
     except psycopg.Error as exc:
         raise FullMajaError(f"pgstac at {masked_dsn(dsn)} refused the load: {_one_line(exc)}") from None
     finally:
+        if memory is not None:
+            memory.close()
         db.close()
-    return PublishReport(collection["id"], len(wanted), sorted(stale), str(version))
+    total = sum(len(part.item_ids) for part in parts.values())
+    loaded = sum(len(parts[name].item_ids) for name in todo)
+    return PublishReport(cid, total, loaded, len(parts) - len(todo), sorted(stale), str(version), full)

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -75,31 +76,50 @@ def test_publish_loads_every_item_and_pgstac_search_agrees_with_brute_force(dsn,
     assert 0 < len(expected) < 5 and {i["id"] for i in _search(dsn, body)} == expected
 
 
-def test_publishing_again_changes_nothing(dsn, catalog):
-    publish_pgstac(catalog, dsn)
+def _rows(dsn: str) -> list[tuple]:
     with psycopg.connect(dsn) as conn:
-        before = conn.execute("SELECT id, content FROM pgstac.items ORDER BY id").fetchall()
-    report = publish_pgstac(catalog, dsn)
-    with psycopg.connect(dsn) as conn:
-        after = conn.execute("SELECT id, content FROM pgstac.items ORDER BY id").fetchall()
-        collections = conn.execute("SELECT count(*) FROM pgstac.collections").fetchone()[0]
-    assert report.items == 5 and not report.removed and before == after and collections == 1
+        return conn.execute("SELECT id, content FROM pgstac.items ORDER BY id").fetchall()
 
 
-def test_base_url_and_replaced_versions(dsn, tmp_path, series_specs):
+def test_publishing_again_sends_nothing_and_changes_nothing(dsn, catalog):
+    first = publish_pgstac(catalog, dsn)
+    assert first.full and first.loaded == 5
+    before = _rows(dsn)
+    again = publish_pgstac(catalog, dsn)
+    assert (again.full, again.loaded, again.skipped_parts, again.removed) == (False, 0, 1, [])
+    assert _rows(dsn) == before
+    forced = publish_pgstac(catalog, dsn, full=True)
+    assert forced.full and forced.loaded == 5 and not forced.removed and _rows(dsn) == before
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pgstac.collections").fetchone()[0] == 1
+
+
+def test_only_changed_tile_years_are_sent(dsn, tmp_path, series_specs):
+    """A catalog of two tile-years; an ingest into one of them sends only that one, and its
+    replaced version is deleted from pgstac; a lost stamps table means a full load again."""
     root = tmp_path / "catalog"
     old = write_product(series_specs[0], tmp_path / "v1", SynthOptions(size=60, seed=3, version="4-0"))
+    other_year = replace(series_specs[1], acquired=series_specs[1].acquired.replace(year=2020))
+    zips = [old, write_product(other_year, tmp_path / "v1", SynthOptions(size=60, seed=3))]
+    assert ingest(zips, root, workers=1).ok
+    assert publish_pgstac(root, dsn).loaded == 2
+
     new = write_product(series_specs[0], tmp_path / "v2", SynthOptions(size=60, seed=3, version="4-1"))
-    other = write_product(series_specs[1], tmp_path / "v1", SynthOptions(size=60, seed=3))
-    assert ingest([old, other], root, workers=1).ok
-    publish_pgstac(root, dsn)
-    assert ingest([new], root, workers=1).replaced
-    report = publish_pgstac(root, dsn, base_url="https://data.example.org/maja/")
-    assert report.removed == [old.stem]
-    items = {i["id"]: i for i in _search(dsn, {"ids": [old.stem, new.stem, other.stem]})}
-    assert set(items) == {new.stem, other.stem}
-    href = items[new.stem]["assets"]["red"]["href"]
+    more = write_product(series_specs[2], tmp_path / "v1", SynthOptions(size=60, seed=3))
+    assert ingest([new, more], root, workers=1).ok
+    report = publish_pgstac(root, dsn)
+    assert (report.full, report.loaded, report.skipped_parts, report.removed) == (False, 2, 1, [old.stem])
+    found = {i["id"]: i for i in _search(dsn, {"collections": [report.collection]})}
+    assert set(found) == {i["id"] for i in stackstac_items(root)}
+
+    moved = publish_pgstac(root, dsn, base_url="https://data.example.org/maja/")  # new hrefs: all re-sent
+    assert moved.loaded == 3 and not moved.full
+    href = _search(dsn, {"ids": [new.stem]})[0]["assets"]["red"]["href"]
     assert href.startswith("https://data.example.org/maja/maja-s2-l2a/31TCJ/2019/") and href.endswith("_FRE_B4.tif")
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE fullmaja_stac.published")
+    assert publish_pgstac(root, dsn).full
 
 
 def test_bad_dsn_is_one_clear_line(catalog):
@@ -114,4 +134,6 @@ def test_cli_publish(dsn, catalog):
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     password = dsn.split("@")[0].rsplit(":", 1)[1]
-    assert "5 items" in run.stdout and f":{password}@" not in run.stdout and ":***@" in run.stdout
+    out = " ".join(run.stdout.split())
+    assert "5 items" in out and "5 sent (full load)" in out
+    assert f":{password}@" not in run.stdout and ":***@" in run.stdout  # the password is never printed

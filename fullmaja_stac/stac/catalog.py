@@ -116,6 +116,38 @@ def placement(item_id: str, tile: str, when: datetime) -> Placement:
     return Placement(tile, f"{when.year:04d}", item_id)
 
 
+@dataclass(frozen=True)
+class TileYear:
+    """One year folder of one tile, as the catalog's readers that work incrementally see it."""
+
+    tile: str
+    year: str
+    folder: Path
+    stamp: str  # changes whenever an item of the folder is added, replaced or removed
+    item_ids: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.tile}-{self.year}"
+
+    def item_paths(self) -> list[Path]:
+        return [self.folder / item_id / f"{item_id}.json" for item_id in self.item_ids]
+
+
+def tile_years(root: Path) -> dict[str, TileYear]:
+    """The non-empty tile-years of a catalog, by name. The stamp is the size and mtime of the
+    year's ``_items.json``, which every change of the year rewrites (and nothing else does)."""
+    out = {}
+    for index_file in sorted((Path(root) / COLLECTION_ID).glob("*/*/_items.json")):
+        ids = tuple(read_json(index_file, {"items": {}})["items"])
+        if ids:
+            stat = index_file.stat()
+            entry = TileYear(index_file.parent.parent.name, index_file.parent.name, index_file.parent,
+                             f"{stat.st_size}:{stat.st_mtime_ns}", ids)
+            out[entry.name] = entry
+    return out
+
+
 class CatalogStore:
     """Reads and writes one catalog folder. Hold :meth:`lock` while writing."""
 
