@@ -5,6 +5,7 @@ to date from the catalog's own per-year indexes so that an ingest costs it only 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +33,11 @@ class ApiIndex:
         return str(self.folder / "*.parquet")
 
 
-def build_index(catalog: Path, cache: Path) -> ApiIndex:
+def build_index(catalog: Path, cache: Path, progress: Callable[[int, int], None] | None = None) -> ApiIndex:
     """Bring the stac-geoparquet index of ``catalog`` in ``cache`` up to date: rewrite the
     part of each tile-year whose ``_items.json`` changed since, drop the parts of years gone,
-    and re-merge the per-year files whose parts changed."""
+    and re-merge the per-year files whose parts changed. ``progress(done, total)`` counts the
+    items re-read from JSON, the slow part (~7 ms each)."""
     from fullmaja_stac.consume import read_item
     from fullmaja_stac.export import merge_geoparquet, write_geoparquet
 
@@ -56,15 +58,19 @@ def build_index(catalog: Path, cache: Path) -> ApiIndex:
     if not current:
         raise FullMajaError(f"{catalog}: the catalog has no item to serve")
 
+    todo = [part for part, tile_year in current.items()
+            if stamps.get(part) != tile_year.stamp or not (folder / f"{part}.parquet").exists()]
+    total, done = sum(len(current[part].item_ids) for part in todo), 0
     rebuilt, removed = [], []
-    for part, tile_year in current.items():
-        if stamps.get(part) == tile_year.stamp and (folder / f"{part}.parquet").exists():
-            continue
+    for part in todo:
         stamps.pop(part, None)  # an interrupted rewrite must not look up to date
-        items = [read_item(path) for path in tile_year.item_paths()]
+        items = [read_item(path) for path in current[part].item_paths()]
         write_geoparquet(items, collection, folder / f"{part}.parquet")
-        stamps[part] = tile_year.stamp
+        stamps[part] = current[part].stamp
         rebuilt.append(part)
+        done += len(items)
+        if progress:
+            progress(done, total)
     for part in sorted(set(stamps) - set(current)) + [p.stem for p in folder.glob("*.parquet") if p.stem not in current]:
         (folder / f"{part}.parquet").unlink(missing_ok=True)
         stamps.pop(part, None)

@@ -173,9 +173,12 @@ def publish_pgstac_command(
     """
     from fullmaja_stac.pgstac import masked_dsn, publish_pgstac
 
-    with console.status(f"loading into {masked_dsn(dsn)}"):
-        report = publish_pgstac(catalog, dsn, base_url=base_url, migrate=migrate, full=full)
-    how = "full load" if report.full else f"{report.skipped_parts} tile-years already up to date"
+    from fullmaja_stac.progress import Counter
+
+    with Counter(console, f"items to {masked_dsn(dsn)}") as progress:
+        report = publish_pgstac(catalog, dsn, base_url=base_url, migrate=migrate, full=full, progress=progress)
+    parts = f"{report.skipped_parts} tile-year{'s' if report.skipped_parts > 1 else ''}"
+    how = "full load" if report.full else f"{parts} already up to date"
     console.print(f"[green]{report.items} items[/] of {report.collection} in pgstac {report.pgstac_version} at "
                   f"{masked_dsn(dsn)}: {report.loaded} sent ({how})", highlight=False, soft_wrap=True)
     if report.removed:
@@ -577,11 +580,14 @@ def serve(
     if api:
         from fullmaja_stac.api import ApiServer, build_index
 
-        with console.status("indexing the catalog for search"):
-            index = build_index(catalog, folder / "api-index")
+        from fullmaja_stac.progress import Counter
+
+        with Counter(console, "indexing items for search") as progress:
+            index = build_index(catalog, folder / "api-index", progress=progress)
         server = ApiServer(index, host=host, port=port, browser=dist)
         server.start()
-        state = f"{len(index.rebuilt)} tile-years re-indexed" if index.rebuilt else "index up to date"
+        count = len(index.rebuilt)
+        state = f"{count} tile-year{'s' if count > 1 else ''} re-indexed" if count else "index up to date"
         console.print(f"STAC API: [bold]{server.url}/[/] ({state} in {index.folder})")
     else:
         from fullmaja_stac.serve import CatalogServer

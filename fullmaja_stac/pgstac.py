@@ -12,6 +12,7 @@ every item of the collection the catalog does not have, so pgstac mirrors the ca
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,8 +109,9 @@ def _year_bounds(year: str) -> tuple[str, str]:
 
 
 def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate: bool = True,
-                   full: bool = False) -> PublishReport:
-    """Load ``catalog`` into the pgstac database at ``dsn`` (migrating its schema first)."""
+                   full: bool = False, progress: Callable[[int, int], None] | None = None) -> PublishReport:
+    """Load ``catalog`` into the pgstac database at ``dsn`` (migrating its schema first).
+    ``progress(done, total)`` counts the items read and handed to pypgstac."""
     try:
         import psycopg
         from pypgstac.db import PgstacDB
@@ -145,9 +147,16 @@ def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate
 
         loader = Loader(db)
         loader.load_collections(iter([_keep_links(collection)]), insert_mode=Methods.upsert)
-        items = (_prepared(read_item(path), catalog, base_url) for name in todo for path in parts[name].item_paths())
+        total = sum(len(parts[name].item_ids) for name in todo)
+
+        def items():
+            for done, path in enumerate((path for name in todo for path in parts[name].item_paths()), 1):
+                yield _prepared(read_item(path), catalog, base_url)
+                if progress:
+                    progress(done, total)
+
         if todo:
-            loader.load_items(items, insert_mode=Methods.upsert)  # streamed: pypgstac loads in chunks
+            loader.load_items(items(), insert_mode=Methods.upsert)  # streamed: pypgstac loads in chunks
 
         if full:
             wanted = {item_id for part in parts.values() for item_id in part.item_ids}

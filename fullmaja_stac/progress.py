@@ -19,6 +19,30 @@ def make_progress(console: Console | None = None, bytes_: bool = False) -> Progr
     )
 
 
+class Counter:
+    """A ``callback(done, total)`` that shows a bar from its first call on, so that work
+    that turns out to be nothing shows nothing. Use it as a context manager."""
+
+    def __init__(self, console: Console, description: str) -> None:
+        self.console, self.description = console, description
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.progress is None:
+            self.progress = make_progress(self.console)
+            self.progress.start()
+            self.task = self.progress.add_task(self.description, total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def __enter__(self) -> Counter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
 class RichIngestObserver:
     """Implements fullmaja_stac.ingest.IngestObserver on a rich Progress."""
 
