@@ -7,11 +7,13 @@ catalog, and searching it. Every figure is a ratio to a baseline run in this pro
    of one real ingested product with new ids, tiles and dates: this measures the catalog, not
    the COG conversion (see bench_ingest.py for that).
 2. No-op re-ingest: ``ingest()`` of P real small products a second time, against the first.
-3. Adding a few items to a catalog of ``--big`` items: time per added item and which files were
-   rewritten, against the time per item of building that catalog.
+3. Adding 10 items to catalogs of 1 000 and ``--big`` items: time per added item (the ratio
+   of the two says whether the cost grows with the catalog) and which existing files were
+   rewritten; and an ingest that adds nothing.
 4. Search of the N-item catalog with ``serve --api``'s engine (rustac + DuckDB on the
    stac-geoparquet index) and over HTTP with pystac-client, against a brute-force scan of the
-   item JSON files with the same filter.
+   item JSON files with the same filter; then the index update after adding 10 items,
+   against building the index from scratch.
 
     python benchmarks/bench_catalog.py [--sizes 1000 10000] [--products 50] [--big 100000]
 """
@@ -35,8 +37,9 @@ from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_produc
 from fullmaja_stac.stac.catalog import CatalogStore, placement
 from fullmaja_stac.tiles import _table
 
-# a country-sized order: 120 tiles (the ESA grid's in UTM zones 30-32, bands T-U), five
-# years, two relative orbits with an acquisition every 5 days each: ~140 items per tile-year
+# a country-sized order: 120 tiles (the ESA grid's in UTM zones 30-32, bands T-U), two
+# relative orbits with an acquisition every 5 days each: ~140 items per tile-year, so
+# 100 000 items span 6 years
 TILES = sorted(t for t in _table() if t[:2] in ("30", "31", "32") and t[2] in "TU")[:120]
 PER_TILE_YEAR = 140
 
