@@ -18,9 +18,9 @@ from fullmaja_stac.stac.constants import COLLECTION_ID
 class ApiIndex:
     """What the server searches: the catalog's items as stac-geoparquet, one file per year.
 
-    Each year's file is merged from one part per tile and year, written from the item JSON.
-    An ingest costs the index the JSON of the tile-years it changed and the merge of their
-    years; searching a handful of files stays fast (each file's footer describes ~800
+    Each year's file is made of one part per tile and year, written from the item JSON. An
+    ingest costs the index the JSON of the tile-years it changed and the swap of their rows in
+    their year's file; searching a handful of files stays fast (each file's footer describes ~800
     columns, so hundreds of small files would make every search slow)."""
 
     catalog: Path
@@ -62,8 +62,7 @@ def build_index(catalog: Path, cache: Path, progress: Callable[[int, int], None]
             if stamps.get(part) != tile_year.stamp or not (folder / f"{part}.parquet").exists()]
     total, done = sum(len(current[part].item_ids) for part in todo), 0
     rebuilt, removed = [], []
-    for part in todo:
-        stamps.pop(part, None)  # an interrupted rewrite must not look up to date
+    for part in todo:  # the stamps file is written last: an interrupted build is redone
         items = [read_item(path) for path in current[part].item_paths()]
         write_geoparquet(items, collection, folder / f"{part}.parquet")
         stamps[part] = current[part].stamp
