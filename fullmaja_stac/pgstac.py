@@ -147,13 +147,13 @@ def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate
 
         loader = Loader(db)
         loader.load_collections(iter([_keep_links(collection)]), insert_mode=Methods.upsert)
-        total = sum(len(parts[name].item_ids) for name in todo)
+        to_send = sum(len(parts[name].item_ids) for name in todo)
 
         def items():
             for done, path in enumerate((path for name in todo for path in parts[name].item_paths()), 1):
                 yield _prepared(read_item(path), catalog, base_url)
                 if progress:
-                    progress(done, total)
+                    progress(done, to_send)
 
         if todo:
             loader.load_items(items(), insert_mode=Methods.upsert)  # streamed: pypgstac loads in chunks
@@ -180,6 +180,5 @@ def publish_pgstac(catalog: Path, dsn: str, base_url: str | None = None, migrate
         if memory is not None:
             memory.close()
         db.close()
-    total = sum(len(part.item_ids) for part in parts.values())
-    loaded = sum(len(parts[name].item_ids) for name in todo)
-    return PublishReport(cid, total, loaded, len(parts) - len(todo), sorted(stale), str(version), full)
+    in_catalog = sum(len(part.item_ids) for part in parts.values())
+    return PublishReport(cid, in_catalog, to_send, len(parts) - len(todo), sorted(stale), str(version), full)
