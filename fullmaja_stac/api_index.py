@@ -5,8 +5,12 @@ to date from the catalog's own per-year indexes so that an ingest costs it only 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 
 from fullmaja_stac.errors import FullMajaError
@@ -33,13 +37,26 @@ class ApiIndex:
         return str(self.folder / "*.parquet")
 
 
-def build_index(catalog: Path, cache: Path, progress: Callable[[int, int], None] | None = None) -> ApiIndex:
+PARALLEL_FROM_ITEMS = 1000  # fewer items to re-read are not worth starting processes for
+
+
+def _write_part(paths: list[Path], collection: dict, target: Path) -> int:
+    """Convert one tile-year's items to a stac-geoparquet part (runs in a worker process)."""
+    from fullmaja_stac.consume import read_item
+    from fullmaja_stac.export import write_geoparquet
+
+    write_geoparquet([read_item(path) for path in paths], collection, target)
+    return len(paths)
+
+
+def build_index(catalog: Path, cache: Path, progress: Callable[[int, int], None] | None = None,
+                workers: int | None = None) -> ApiIndex:
     """Bring the stac-geoparquet index of ``catalog`` in ``cache`` up to date: rewrite the
     part of each tile-year whose ``_items.json`` changed since, drop the parts of years gone,
     and re-merge the per-year files whose parts changed. ``progress(done, total)`` counts the
-    items re-read from JSON, the slow part (~7 ms each)."""
-    from fullmaja_stac.consume import read_item
-    from fullmaja_stac.export import merge_geoparquet, write_geoparquet
+    items re-read from JSON, the slow part (~7 ms each, so parts are written by ``workers``
+    processes, all cores by default, when there are many)."""
+    from fullmaja_stac.export import merge_geoparquet
 
     catalog = Path(catalog).resolve()
     if not (catalog / "catalog.json").exists():
@@ -61,15 +78,19 @@ def build_index(catalog: Path, cache: Path, progress: Callable[[int, int], None]
     todo = [part for part, tile_year in current.items()
             if stamps.get(part) != tile_year.stamp or not (folder / f"{part}.parquet").exists()]
     total, done = sum(len(current[part].item_ids) for part in todo), 0
+    workers = 1 if total < PARALLEL_FROM_ITEMS else (workers or os.cpu_count() or 1)
     rebuilt, removed = [], []
-    for part in todo:  # the stamps file is written last: an interrupted build is redone
-        items = [read_item(path) for path in current[part].item_paths()]
-        write_geoparquet(items, collection, folder / f"{part}.parquet")
-        stamps[part] = current[part].stamp
-        rebuilt.append(part)
-        done += len(items)
-        if progress:
-            progress(done, total)
+    with _pool(workers) as submit:  # the stamps file is written last: an interrupted build is redone
+        futures = {submit(_write_part, current[part].item_paths(), collection, folder / f"{part}.parquet"): part
+                   for part in todo}
+        for future in as_completed(futures):
+            part = futures[future]
+            done += future.result()
+            stamps[part] = current[part].stamp
+            rebuilt.append(part)
+            if progress:
+                progress(done, total)
+    rebuilt.sort()
     for part in sorted(set(stamps) - set(current)) + [p.stem for p in folder.glob("*.parquet") if p.stem not in current]:
         (folder / f"{part}.parquet").unlink(missing_ok=True)
         stamps.pop(part, None)
@@ -113,3 +134,17 @@ def _update_year(target: Path, parts: set[str], folder: Path, collection: dict) 
     kept = old.filter(pc.invert(pc.is_in(old.column("grid:code"), value_set=tiles)))
     fresh = [pq.read_table(folder / f"{part}.parquet") for part in sorted(parts) if (folder / f"{part}.parquet").exists()]
     write_table(pa.concat_tables([kept, *fresh], promote_options="permissive"), collection, target)
+
+
+@contextmanager
+def _pool(workers: int):
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+            yield pool.submit
+    else:
+        def inline(fn, *args) -> Future:
+            future: Future = Future()
+            future.set_result(fn(*args))
+            return future
+
+        yield inline

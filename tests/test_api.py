@@ -201,6 +201,19 @@ def test_index_rewrites_only_the_tile_years_that_changed(api_catalog, api_zips, 
         ["31TCJ-2019.parquet", "31TCJ-2020.parquet", "36TWQ-2019.parquet"]
 
 
+def test_index_parts_written_by_worker_processes_are_the_same(api_catalog, tmp_path, monkeypatch):
+    import fullmaja_stac.api_index as api_index
+
+    inline = build_index(api_catalog, tmp_path / "inline", workers=1)
+    monkeypatch.setattr(api_index, "PARALLEL_FROM_ITEMS", 0)  # a process pool even for these few items
+    seen: list[tuple[int, int]] = []
+    pooled = build_index(api_catalog, tmp_path / "pooled", workers=2, progress=lambda d, t: seen.append((d, t)))
+    total = sum(pq.read_metadata(p).num_rows for p in inline.folder.glob("*.parquet"))
+    assert pooled.rebuilt == inline.rebuilt and seen[-1] == (total, total)
+    for year in inline.folder.glob("*.parquet"):
+        assert pq.read_table(pooled.folder / year.name).sort_by("id").equals(pq.read_table(year).sort_by("id"))
+
+
 def test_index_follows_a_replaced_version_and_many_updates(tmp_path, series_specs):
     """A replaced item leaves the index; repeated updates of one year stay correct, and the
     year file does not grow a row group per update (many make every search slower)."""
