@@ -213,27 +213,22 @@ def _wait_first(futures: set) -> tuple[set, set]:
 
 
 def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: IngestObserver) -> _Work | None:
-    # The MTD alone tells whether the product is already in: a no-op re-ingest opens no raster.
     try:
+        # The MTD alone tells whether the product is already in: a no-op re-ingest opens no raster.
         identity = read_identity(path)
-    except ProductError as exc:
-        report.failed.append((str(path), exc.problem))
-        observer.product_done(path.name, "failed")
-        return None
-    where = placement(identity.id, identity.tile, identity.acquired)
-    if store.has_item(where):
-        store.relink_existing(where)
-        report.unchanged.append(identity.id)
-        observer.product_done(identity.id, "unchanged")
-        return None
-    _, version = split_version(identity.id)
-    others = store.versions_of(where)
-    newer = [i for i, v in others.items() if v > version]
-    if newer:
-        report.superseded.append((identity.id, newer[0]))
-        observer.product_done(identity.id, "superseded")
-        return None
-    try:
+        where = placement(identity.id, identity.tile, identity.acquired)
+        if store.has_item(where):
+            store.relink_existing(where)
+            report.unchanged.append(identity.id)
+            observer.product_done(identity.id, "unchanged")
+            return None
+        _, version = split_version(identity.id)
+        others = store.versions_of(where)
+        newer = [i for i, v in others.items() if v > version]
+        if newer:
+            report.superseded.append((identity.id, newer[0]))
+            observer.product_done(identity.id, "superseded")
+            return None
         product = read_product(path)
     except ProductError as exc:
         report.failed.append((str(path), exc.problem))
