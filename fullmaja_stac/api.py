@@ -1,187 +1,472 @@
-"""A STAC API (core, item-search, filter, query, sort, fields) over a static catalog.
+"""A STAC API (core, collections, features, item search, filter, query, sort, fields) over a
+static catalog, searched in the SQLite index of :mod:`fullmaja_stac.api_index`.
 
-Backed by stac-fastapi-geoparquet, which searches a stac-geoparquet file with rustac's
-DuckDB. Two things are added here, in our own words:
+Every request goes through :func:`fullmaja_stac.api_search.parse_search`, which checks each
+parameter and builds SQL from our own column names and bound values only. The index is
+opened read-only, behind an SQLite authorizer that allows reading and our few functions and
+nothing else, and every statement has a time limit: past it the request gets a 503 and the
+server keeps answering. Every error a client sees is JSON ``{"code", "description"}`` with a
+one-line description and no internal text.
 
-- DuckDB's ``spatial`` extension is loaded from the ``rustac-duckdb-extensions`` wheel, so
-  search works with no network (rustac would otherwise download it at start-up);
-- the Query extension (``query={"eo:cloud_cover": {"lt": 20}}``, what pystac-client users
-  write) is translated to the equivalent CQL2-JSON filter, which rustac evaluates.
-
-Asset hrefs in the index are absolute paths of the catalog's COGs; responses rewrite them to
-URLs under ``/catalog/`` of the same server, which serves the files with Range support, so
-stackstac and odc-stac read the search results over HTTP from any machine.
+Asset hrefs are rewritten to URLs under ``/catalog/`` of the same server, which serves the
+catalog's files with Range support, so stackstac and odc-stac read search results over HTTP.
 """
 
 from __future__ import annotations
 
-import json
 import socket
-import warnings
-from contextlib import asynccontextmanager
+import sqlite3
+import threading
+import time
+import zlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode, urljoin
 
-from fullmaja_stac.api_index import ApiIndex, build_index
-from fullmaja_stac.consume import href_under
+import orjson
+
+from fullmaja_stac.api_index import ApiIndex, build_index, queryables
+from fullmaja_stac.api_search import SEARCH_FIELDS, Search, SearchError, parse_search, query_to_cql2, shown
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.stac.catalog import read_json
-from fullmaja_stac.stac.constants import COLLECTION_ID
 
-__all__ = ["ApiIndex", "ApiServer", "QueryError", "build_index", "create_app", "duckdb_client", "query_to_cql2"]
+try:  # the [api] extra; endpoint annotations are resolved in this module's namespace
+    from fastapi import Request
+except ImportError:  # pragma: no cover - create_app says what to install
+    Request = None  # type: ignore[assignment,misc]
+
+__all__ = ["ApiIndex", "ApiServer", "SearchEngine", "SearchError", "build_index", "create_app", "query_to_cql2"]
 
 FILES_PREFIX = "/catalog"
 INSTALL_HINT = "pip install 'fullmaja-stac[api]'"
+QUERY_SECONDS = 5.0  # the time limit of one search
+MAX_BODY = 1_000_000  # bytes of a POST body
+GEOJSON = "application/geo+json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+STAC_API = "https://api.stacspec.org/v1.0.0"
+CONFORMANCE = [
+    f"{STAC_API}/core",
+    f"{STAC_API}/collections",
+    f"{STAC_API}/ogcapi-features",
+    f"{STAC_API}/ogcapi-features#fields",
+    f"{STAC_API}/ogcapi-features#query",
+    f"{STAC_API}/ogcapi-features#sort",
+    f"{STAC_API}/item-search",
+    f"{STAC_API}/item-search#fields",
+    f"{STAC_API}/item-search#filter",
+    f"{STAC_API}/item-search#query",
+    f"{STAC_API}/item-search#sort",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-json",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/cql2/1.0/conf/advanced-comparison-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/spatial-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/temporal-operators",
+    "http://www.opengis.net/spec/cql2/1.0/conf/property-property",
+]
+QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
+JSON_SCHEMA_KIND = {"number": {"type": "number"}, "integer": {"type": "integer"}, "string": {"type": "string"},
+                    "boolean": {"type": "boolean"}, "timestamp": {"type": "string", "format": "date-time"},
+                    "geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
 
-# Query extension operators -> CQL2 (https://github.com/stac-api-extensions/query)
-_COMPARISONS = {"eq": "=", "neq": "<>", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
-_LIKE = {"startsWith": "{}%", "endsWith": "%{}", "contains": "%{}%"}
+class Unavailable(Exception):
+    """A search that ran past its time limit (503)."""
 
 
-class QueryError(ValueError):
-    """A Query-extension expression we cannot translate (the API answers 400)."""
+# What a request may make the database do: read, and call these functions. The R*Tree module
+# prepares (never runs: the file is open read-only, query_only is on) statements on its own
+# shadow tables and reads the schema; those are the only other actions allowed.
+_ALLOWED_FUNCTIONS = {"fm_spatial", "count", "like", "length"}
+_RTREE_SHADOWS = {"items_box_node", "items_box_rowid", "items_box_parent"}
 
 
-def query_to_cql2(query: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The CQL2-JSON filter equivalent to a Query-extension object (all terms ANDed)."""
-    terms: list[dict[str, Any]] = []
-    if not isinstance(query, dict) or not query:
-        raise QueryError("query must be an object such as {\"eo:cloud_cover\": {\"lt\": 20}}")
-    for name, ops in query.items():
-        if not isinstance(ops, dict) or not ops:
-            raise QueryError(f"query on {name!r} must be an object of operators such as {{\"lt\": 20}}")
-        prop = {"property": name}
-        for op, value in ops.items():
-            if op in _COMPARISONS:
-                terms.append({"op": _COMPARISONS[op], "args": [prop, value]})
-            elif op == "in":
-                if not isinstance(value, list):
-                    raise QueryError(f"query on {name!r}: 'in' needs a list")
-                terms.append({"op": "in", "args": [prop, value]})
-            elif op in _LIKE:
-                escaped = str(value).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-                terms.append({"op": "like", "args": [prop, _LIKE[op].format(escaped)]})
+def _authorizer(action: int, arg1: str | None, arg2: str | None, db: str | None, trigger: str | None) -> int:
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION and (arg2 or "").lower() in _ALLOWED_FUNCTIONS:
+        return sqlite3.SQLITE_OK
+    if action in (sqlite3.SQLITE_INSERT, sqlite3.SQLITE_DELETE) and arg1 in _RTREE_SHADOWS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_UPDATE and arg1 == "sqlite_master":
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+_RELATIONS = {"s_intersects": "intersects", "s_within": "within", "s_contains": "contains", "s_equals": "equals",
+              "s_touches": "touches", "s_overlaps": "overlaps", "s_crosses": "crosses"}
+
+
+class _GeometryCache(threading.local):
+    def __init__(self) -> None:
+        self.prepared: OrderedDict[bytes, Any] = OrderedDict()
+
+
+_geometries = _GeometryCache()
+
+
+def _spatial(op: str, item_wkb: bytes | None, query_wkb: bytes) -> int:
+    """``fm_spatial(op, geometry, ?)``: the exact relation of an item's footprint to the
+    query geometry (the query geometry is parsed and prepared once per thread)."""
+    import shapely
+
+    if item_wkb is None or op not in _RELATIONS:
+        return 0
+    query = _geometries.prepared.get(query_wkb)
+    if query is None:
+        query = shapely.from_wkb(query_wkb)
+        shapely.prepare(query)
+        _geometries.prepared[query_wkb] = query
+        while len(_geometries.prepared) > 16:
+            _geometries.prepared.popitem(last=False)
+    item = shapely.from_wkb(item_wkb)
+    relation = _RELATIONS[op]
+    if relation in ("within", "contains"):  # item within query == query contains item
+        return int(getattr(shapely, "contains" if relation == "within" else "within")(query, item))
+    return int(getattr(shapely, relation)(query, item))
+
+
+class SearchEngine:
+    """Sandboxed, read-only searches of one index; a connection per thread."""
+
+    def __init__(self, path: Path, time_limit: float = QUERY_SECONDS) -> None:
+        self.path = Path(path)
+        self.time_limit = time_limit
+        self._local = threading.local()
+        db = self._connection()
+        self.queryables = queryables(db)
+        self.collection = orjson.loads(db.execute("SELECT value FROM meta WHERE key = 'collection'").fetchone()[0])
+        self.collections = {self.collection["id"]}
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            db.execute("PRAGMA case_sensitive_like = ON")  # CQL2 like is case-sensitive
+            db.execute("PRAGMA query_only = ON")
+            db.execute("PRAGMA trusted_schema = OFF")
+            if hasattr(db, "enable_load_extension"):  # builds without it cannot load any
+                db.enable_load_extension(False)
+            db.create_function("fm_spatial", 3, _spatial, deterministic=True)
+            db.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+            db.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 2_000_000)
+            db.setlimit(sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 300)
+            db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20_000)
+            db.set_authorizer(_authorizer)
+            self._local.deadline = float("inf")
+            db.set_progress_handler(lambda: int(time.monotonic() > self._local.deadline), 2000)
+            self._local.db = db
+        return db
+
+    def _run(self, sql: str, params: list) -> list:
+        db = self._connection()
+        self._local.deadline = time.monotonic() + self.time_limit
+        try:
+            return db.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc):
+                raise Unavailable(f"the search took longer than {self.time_limit:g} s; narrow it "
+                                  "(a bbox, a date range or a tile) and try again") from None
+            raise
+        finally:
+            self._local.deadline = float("inf")
+
+    def search(self, search: Search) -> tuple[list[tuple[str, bytes]], int]:
+        """The page of (folder, compressed item) rows, and the number of items matched."""
+        order = ", ".join([*search.order, "dt DESC", "id"])
+        rows = self._run(f"SELECT folder, item FROM items WHERE {search.where_sql} ORDER BY {order} LIMIT ? OFFSET ?",
+                         [*search.params, search.limit, search.offset])
+        if search.offset == 0 and len(rows) < search.limit:
+            return rows, len(rows)
+        (matched,), = self._run(f"SELECT COUNT(*) FROM items WHERE {search.where_sql}", search.params)
+        return rows, matched
+
+    def item(self, item_id: str) -> tuple[str, bytes] | None:
+        rows = self._run("SELECT folder, item FROM items WHERE id = ?", [item_id])
+        return rows[0] if rows else None
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+
+# ----------------------------------------------------------------------------- responses
+
+
+DEFAULT_FIELDS = ("type", "stac_version", "id", "geometry", "bbox", "links", "assets", "properties.datetime")
+ALWAYS_FIELDS = ("type", "stac_version", "id", "links")  # kept with any include, so items stay items
+
+
+def _pick(item: dict, search: Search) -> dict:
+    """The Fields extension. Excludes alone apply to the whole item; includes (with the few
+    fields an item needs) replace it, and an explicitly empty include means the default set.
+    A path both included and excluded, or excluded above a more specific include, is kept."""
+    if not search.fields:
+        return item
+    include, exclude = search.include, search.exclude
+    if include is None and exclude:
+        out = item
+    else:
+        out = {}
+        for path in (*ALWAYS_FIELDS, *include) if include else DEFAULT_FIELDS:
+            source, target, keys = item, out, path.split(".")
+            for key in keys[:-1]:
+                if not isinstance(source.get(key), dict):
+                    break
+                source, target = source[key], target.setdefault(key, {})
             else:
-                known = ", ".join([*_COMPARISONS, "in", *_LIKE])
-                raise QueryError(f"query on {name!r}: unknown operator {op!r} (known: {known})")
-    return terms[0] if len(terms) == 1 else {"op": "and", "args": terms}
+                if keys[-1] in source:
+                    target[keys[-1]] = source[keys[-1]]
+    for path in exclude:
+        if any(kept == path or kept.startswith(path + ".") for kept in include or ()):
+            continue
+        target, keys = out, path.split(".")
+        for key in keys[:-1]:
+            target = target.get(key) if isinstance(target, dict) else None
+        if isinstance(target, dict):
+            target.pop(keys[-1], None)
+    return out
 
 
-# ----------------------------------------------------------------------------- app
-
-
-def duckdb_client():
-    """rustac's DuckDB client with the spatial extension from the installed wheel (offline).
-
-    ``rustac.DuckdbClient`` is the compiled class, whose constructor runs before any Python
-    wrapper could add the bundled extension folder, so the folder is passed explicitly.
-    """
-    try:
-        import rustac_duckdb_extensions
-        from rustac.rustac import DuckdbClient
-    except ImportError:
-        raise FullMajaError(f"serve --api needs rustac and rustac-duckdb-extensions: {INSTALL_HINT}") from None
-    folder = rustac_duckdb_extensions.extension_directory()
-    from rustac import RustacError
-
-    try:
-        return DuckdbClient(extension_directory=str(folder), install_extensions=False, extensions=["spatial"])
-    except RustacError as exc:
-        raise FullMajaError(
-            f"DuckDB could not load its spatial extension from {folder} ({exc}); rustac and "
-            f"rustac-duckdb-extensions must be the pinned pair: {INSTALL_HINT}"
-        ) from None
-
-
-def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA Sentinel-2 L2A"):
+def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA Sentinel-2 L2A",
+               time_limit: float = QUERY_SECONDS):
     """The ASGI app: STAC API at ``/``, the catalog's files at ``/catalog/``, and a built
     STAC Browser pointed at the API under ``/browser/`` when ``browser`` is given."""
-    # stac-fastapi 5 uses ORJSONResponse, which FastAPI now deprecates: not the user's concern
-    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
     try:
-        from fastapi import FastAPI, HTTPException, Response
-        from stac_fastapi.api.app import StacApi
-        from stac_fastapi.api.models import (
-            create_get_request_model,
-            create_post_request_model,
-        )
-        from stac_fastapi.extensions.core import QueryExtension
-        from stac_fastapi.geoparquet import api as gp_api
-        from stac_fastapi.geoparquet import models as gp_models
-        from stac_fastapi.geoparquet.client import Client
-        from stac_fastapi.geoparquet.search import FixedSearchGetRequest
-        from stac_fastapi.types.search import BaseSearchPostRequest
-        from starlette.middleware import Middleware
+        from fastapi import FastAPI
+        from fastapi.exceptions import RequestValidationError
+        from fastapi.responses import Response
+        from starlette.exceptions import HTTPException as StarletteHTTPException
         from starlette.middleware.cors import CORSMiddleware
         from starlette.staticfiles import StaticFiles
     except ImportError as exc:
-        raise FullMajaError(f"serve --api needs stac-fastapi-geoparquet ({exc.name} is missing): {INSTALL_HINT}") from None
+        raise FullMajaError(f"serve --api needs FastAPI ({exc.name} is missing): {INSTALL_HINT}") from None
 
-    extensions = [*gp_models.EXTENSIONS, QueryExtension()]
-    get_model = create_get_request_model(base_model=FixedSearchGetRequest, extensions=extensions)
-    post_model = create_post_request_model(base_model=BaseSearchPostRequest, extensions=extensions)
-    items_model = create_get_request_model(base_model=gp_models.ItemCollectionUri, extensions=extensions)
     catalog = index.catalog
+    engine = SearchEngine(index.path, time_limit)
+    collection_id = engine.collection["id"]
 
-    class MajaClient(Client):
-        """stac-fastapi-geoparquet's client plus the Query extension and served asset hrefs."""
+    def error(status: int, code: str, description: str) -> Response:
+        return Response(orjson.dumps({"code": code, "description": description}), status, media_type="application/json")
 
-        def search(self, *, request, url, search, **kwargs):
-            query = kwargs.pop("query", None) or getattr(search, "query", None)
-            if query:
-                try:
-                    cql = query_to_cql2(json.loads(query) if isinstance(query, str) else query)
-                except (QueryError, json.JSONDecodeError) as exc:
-                    raise HTTPException(400, f"invalid query: {exc}") from None
-                if kwargs.get("filter_expr") or getattr(search, "filter_expr", None):
-                    raise HTTPException(400, "use either query or filter, not both")
-                kwargs["filter_expr"], kwargs["filter_lang"] = cql, "cql2-json"
-            if hasattr(search, "query"):
-                search = search.model_copy(update={"query": None})
-            return super().search(request=request, url=url, search=search, **kwargs)
+    def answer(doc: Any, media_type: str = "application/json") -> Response:
+        return Response(orjson.dumps(doc), media_type=media_type)
 
-        def item_with_links(self, item, request, collection):
-            item = super().item_with_links(item, request, collection)
-            for asset in item.get("assets", {}).values():
-                asset["href"] = href_under(asset["href"], catalog, f"{str(request.base_url).rstrip('/')}{FILES_PREFIX}")
-            return item
+    def base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
 
-    settings = gp_api.Settings(
-        _env_file=None,  # never pick up a .env from the user's working folder
-        stac_fastapi_title=title,
-        stac_fastapi_description=f"STAC API over the static catalog {catalog}",
-        stac_fastapi_landing_id="fullmaja-stac",
-    )
-    collection = read_json(catalog / COLLECTION_ID / "collection.json", None)
-    if collection is None:
-        raise FullMajaError(f"{catalog}: no {COLLECTION_ID}/collection.json; the catalog is incomplete, re-run ingest")
-    state = {"client": duckdb_client(), "collections": {collection["id"]: collection},
-             "hrefs": {collection["id"]: index.pattern}}
+    def served_item(row: tuple[str, bytes], root: str) -> dict:
+        folder, blob = row
+        item = orjson.loads(zlib.decompress(blob))
+        folder_url = f"{root}{FILES_PREFIX}/{quote(folder)}/"
+        for asset in item.get("assets", {}).values():
+            asset["href"] = urljoin(folder_url, asset["href"])
+        item["collection"] = item.get("collection", collection_id)
+        item["links"] = [
+            {"rel": "self", "type": GEOJSON, "href": f"{root}/collections/{quote(item['collection'])}/items/{quote(item['id'])}"},
+            {"rel": "parent", "type": "application/json", "href": f"{root}/collections/{quote(item['collection'])}"},
+            {"rel": "collection", "type": "application/json", "href": f"{root}/collections/{quote(item['collection'])}"},
+            {"rel": "root", "type": "application/json", "href": f"{root}/"},
+        ]
+        return item
 
-    @asynccontextmanager
-    async def lifespan(app):
-        yield state  # becomes request.state, where stac-fastapi-geoparquet's client looks
+    def collection_doc(root: str) -> dict:
+        doc = dict(engine.collection)
+        doc["links"] = [
+            {"rel": "self", "type": "application/json", "href": f"{root}/collections/{collection_id}"},
+            {"rel": "parent", "type": "application/json", "href": f"{root}/"},
+            {"rel": "root", "type": "application/json", "href": f"{root}/"},
+            {"rel": "items", "type": GEOJSON, "href": f"{root}/collections/{collection_id}/items"},
+            {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{root}/collections/{collection_id}/queryables"},
+        ]
+        return doc
 
-    app = FastAPI(lifespan=lifespan, openapi_url=settings.openapi_url, docs_url=settings.docs_url)
-    api = StacApi(
-        settings=settings, client=MajaClient(), app=app, extensions=extensions,
-        search_get_request_model=get_model, search_post_request_model=post_model,
-        items_get_request_model=items_model,
-        # no Brotli middleware: it would compress the COG range responses under /catalog
-        middlewares=[Middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"],
-                                allow_headers=["*"], expose_headers=["Content-Range", "Content-Length", "Accept-Ranges"])],
-    )
-    api.app.mount(FILES_PREFIX, StaticFiles(directory=catalog), name="catalog-files")
+    app = FastAPI(title=title, openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=["Content-Range", "Content-Length", "Accept-Ranges"])
+
+    @app.exception_handler(SearchError)
+    async def bad_request(request: Request, exc: SearchError):
+        return error(400, "BadRequest", str(exc))
+
+    @app.exception_handler(Unavailable)
+    async def unavailable(request: Request, exc: Unavailable):
+        return error(503, "ServiceUnavailable", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        return error(400, "BadRequest", "the request is not valid")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        text = {404: "not found", 405: "method not allowed"}.get(exc.status_code, "request refused")
+        return error(exc.status_code, "NotFound" if exc.status_code == 404 else "BadRequest", text)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception):  # never our internals to a client
+        import logging
+
+        logging.getLogger("fullmaja_stac.api").exception("search failed")
+        return error(500, "InternalError", "the server could not answer this request; it has been logged")
+
+    @app.get("/", include_in_schema=True, summary="Landing page")
+    def landing(request: Request):
+        root = base(request)
+        links = [
+            {"rel": "self", "type": "application/json", "href": f"{root}/"},
+            {"rel": "root", "type": "application/json", "href": f"{root}/"},
+            {"rel": "conformance", "type": "application/json", "href": f"{root}/conformance"},
+            {"rel": "data", "type": "application/json", "href": f"{root}/collections"},
+            {"rel": "child", "type": "application/json", "href": f"{root}/collections/{collection_id}"},
+            {"rel": "search", "type": GEOJSON, "href": f"{root}/search", "method": "GET"},
+            {"rel": "search", "type": GEOJSON, "href": f"{root}/search", "method": "POST"},
+            {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{root}/queryables"},
+            {"rel": "service-desc", "type": OPENAPI, "href": f"{root}/api"},
+            {"rel": "service-doc", "type": "text/html", "href": f"{root}/api.html"},
+        ]
+        return answer({"type": "Catalog", "id": "fullmaja-stac", "stac_version": "1.1.0", "title": title,
+                       "description": f"STAC API over the static catalog {catalog.name}", "conformsTo": CONFORMANCE,
+                       "links": links})
+
+    @app.get("/api", include_in_schema=False)
+    def openapi():
+        return Response(orjson.dumps(app.openapi()), media_type=OPENAPI)
+
+    @app.get("/api.html", include_in_schema=False)
+    def openapi_page():
+        from fastapi.openapi.docs import get_swagger_ui_html
+
+        return get_swagger_ui_html(openapi_url="/api", title=f"{title} - API")
+
+    @app.get("/conformance", summary="Conformance classes")
+    def conformance():
+        return answer({"conformsTo": CONFORMANCE})
+
+    @app.get("/collections", summary="Collections")
+    def collections(request: Request):
+        root = base(request)
+        return answer({"collections": [collection_doc(root)], "links": [
+            {"rel": "self", "type": "application/json", "href": f"{root}/collections"},
+            {"rel": "root", "type": "application/json", "href": f"{root}/"},
+            {"rel": "parent", "type": "application/json", "href": f"{root}/"}]})
+
+    @app.get("/collections/{cid}", summary="One collection")
+    def collection(cid: str, request: Request):
+        if cid != collection_id:
+            return error(404, "NotFound", "no such collection")
+        return answer(collection_doc(base(request)))
+
+    def queryables_doc(url: str) -> dict:
+        props = {}
+        for name, q in sorted(engine.queryables.items()):
+            props[name] = {**JSON_SCHEMA_KIND.get(q.kind, {}), "title": name}
+        return {"$schema": "https://json-schema.org/draft/2019-09/schema", "$id": url, "type": "object",
+                "title": "Queryables", "properties": props, "additionalProperties": False}
+
+    @app.get("/queryables", summary="Queryables")
+    def all_queryables(request: Request):
+        return answer(queryables_doc(f"{base(request)}/queryables"), "application/schema+json")
+
+    @app.get("/collections/{cid}/queryables", summary="Queryables of a collection")
+    def collection_queryables(cid: str, request: Request):
+        if cid != collection_id:
+            return error(404, "NotFound", "no such collection")
+        return answer(queryables_doc(f"{base(request)}/collections/{cid}/queryables"), "application/schema+json")
+
+    def run_search(params: dict, request: Request, url: str, post_body: dict | None) -> Response:
+        search = parse_search(params, engine.queryables, post=post_body is not None)
+        rows, matched = engine.search(search)
+        root = base(request)
+        features = [_pick(served_item(row, root), search) for row in rows]
+        links = [{"rel": "root", "type": "application/json", "href": f"{root}/"}]
+        self_url = str(request.url)
+        links.append({"rel": "self", "type": GEOJSON, "href": self_url})
+        if search.offset + len(rows) < matched:
+            token = f"next:{search.offset + len(rows)}"
+            if post_body is None:
+                query = {k: v for k, v in request.query_params.items() if k != "token"}
+                links.append({"rel": "next", "type": GEOJSON, "method": "GET",
+                              "href": f"{url}?{urlencode({**query, 'token': token})}"})
+            else:
+                links.append({"rel": "next", "type": GEOJSON, "method": "POST", "href": url,
+                              "body": {**post_body, "token": token}, "merge": False})
+        return answer({"type": "FeatureCollection", "features": features, "links": links,
+                       "numberMatched": matched, "numberReturned": len(features)}, GEOJSON)
+
+    def get_params(request: Request) -> dict:
+        params: dict[str, Any] = {}
+        for key, value in request.query_params.multi_items():
+            if key in params:
+                raise SearchError(f"parameter {key!r} given twice" if len(key) < 40 else "a parameter is given twice")
+            params[key] = value
+        unknown = sorted(set(params) - SEARCH_FIELDS)
+        if unknown:
+            raise SearchError(f"unknown parameter {shown(unknown[0])}; known: {', '.join(sorted(SEARCH_FIELDS))}")
+        return params
+
+    @app.get("/search", summary="Item search (GET)")
+    def search_get(request: Request):
+        return run_search(get_params(request), request, f"{base(request)}/search", None)
+
+    async def post_params(request: Request) -> dict:
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            raise SearchError(f"the request body is larger than {MAX_BODY} bytes")
+        try:
+            params = orjson.loads(body) if body.strip() else {}
+        except orjson.JSONDecodeError:  # also raised for nesting deeper than 1024
+            raise SearchError("the request body is not valid JSON (or is nested too deeply)") from None
+        if not isinstance(params, dict):
+            raise SearchError("the request body must be a JSON object")
+        if "fields" in params and params["fields"] is None:
+            raise SearchError("fields: null is not a fields object; leave it out or send {\"include\": [...]}")
+        unknown = sorted(set(params) - SEARCH_FIELDS)
+        if unknown:
+            raise SearchError(f"unknown parameter {shown(unknown[0])}; known: {', '.join(sorted(SEARCH_FIELDS))}")
+        return params
+
+    @app.post("/search", summary="Item search (POST)")
+    async def search_post(request: Request):
+        from starlette.concurrency import run_in_threadpool
+
+        params = await post_params(request)
+        return await run_in_threadpool(run_search, params, request, f"{base(request)}/search", params)
+
+    @app.get("/collections/{cid}/items", summary="Items of a collection")
+    def items(cid: str, request: Request):
+        if cid != collection_id:
+            return error(404, "NotFound", "no such collection")
+        params = get_params(request)
+        for name in ("collections", "ids", "intersects"):
+            if name in params:
+                raise SearchError(f"{name} is a parameter of /search, not of /collections/{{id}}/items")
+        params["collections"] = cid
+        return run_search(params, request, f"{base(request)}/collections/{cid}/items", None)
+
+    @app.get("/collections/{cid}/items/{item_id}", summary="One item")
+    def item(cid: str, item_id: str, request: Request):
+        row = engine.item(item_id) if cid == collection_id else None
+        if row is None:
+            return error(404, "NotFound", "no such item")
+        return answer(served_item(row, base(request)), GEOJSON)
+
+    app.mount(FILES_PREFIX, StaticFiles(directory=catalog), name="catalog-files")
     if browser is not None:
         from fullmaja_stac.serve import BROWSER_PREFIX, browser_config
 
-        def browser_settings(request):  # a plain Starlette endpoint: no FastAPI parameter parsing
+        @app.get(f"{BROWSER_PREFIX}config.js", include_in_schema=False)
+        def browser_settings(request: Request):
             return Response(browser_config(catalog, str(request.base_url)), media_type="text/javascript")
 
-        api.app.add_route(f"{BROWSER_PREFIX}config.js", browser_settings, include_in_schema=False)
-
-        api.app.mount(BROWSER_PREFIX.rstrip("/"), StaticFiles(directory=browser, html=True), name="browser")
-    return api.app
+        app.mount(BROWSER_PREFIX.rstrip("/"), StaticFiles(directory=browser, html=True), name="browser")
+    return app
 
 
 # ----------------------------------------------------------------------------- server
@@ -190,9 +475,14 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
 class ApiServer:
     """uvicorn on a socket bound up front, so port 0 works and the URL is known at once."""
 
-    def __init__(self, index: ApiIndex, host: str = "127.0.0.1", port: int = 8000, browser: Path | None = None) -> None:
-        import uvicorn
+    def __init__(self, index: ApiIndex, host: str = "127.0.0.1", port: int = 8000, browser: Path | None = None,
+                 time_limit: float = QUERY_SECONDS) -> None:
+        try:
+            import uvicorn
+        except ImportError:
+            raise FullMajaError(f"serve --api needs uvicorn: {INSTALL_HINT}") from None
 
+        app = create_app(index, browser, time_limit=time_limit)
         self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -201,9 +491,10 @@ class ApiServer:
             self.socket.close()
             raise FullMajaError(f"cannot listen on {host}:{port} ({exc.strerror}); try another --port") from None
         self.host, self.port = host, self.socket.getsockname()[1]
-        config = uvicorn.Config(create_app(index, browser), log_level="warning", access_log=False, lifespan="on")
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=512,
+                                timeout_keep_alive=15, limit_concurrency=200)
         self.server = uvicorn.Server(config)
-        self._thread = None
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -220,11 +511,8 @@ class ApiServer:
         """Serve from a background thread; returns once it accepts requests.
 
         uvicorn outside the main thread leaves signals alone, so Ctrl-C reaches our
-        ``serve_forever`` and stops the server cleanly instead of cancelling it mid-lifespan.
+        ``serve_forever`` and stops the server cleanly instead of cancelling it mid-request.
         """
-        import threading
-        import time
-
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.socket]},
                                         name="stac-api", daemon=True)
         self._thread.start()

@@ -566,9 +566,10 @@ def serve(
 ) -> None:
     """Serve a catalog over HTTP (CORS, Range for COGs), optionally with STAC Browser.
 
-    With --api the catalog is indexed into stac-geoparquet in the state folder (at each
-    start, only the tile-years changed since are re-read) and searched with DuckDB; the COGs
-    are served under /catalog/ and search results point there.
+    With --api the catalog is indexed into an SQLite file in the state folder (at each
+    start, only the tile-years changed since are re-read) and served as a STAC API with
+    item search, filter (CQL2), query, sort and fields; the COGs are served under /catalog/
+    and search results point there.
     """
     from fullmaja_stac.browser import build_browser, built_browser
     from fullmaja_stac.config import state_dir as resolve_state
@@ -588,7 +589,7 @@ def serve(
         server.start()
         count = len(index.rebuilt)
         state = f"{count} tile-year{'s' if count > 1 else ''} re-indexed" if count else "index up to date"
-        console.print(f"STAC API: [bold]{server.url}/[/] ({state} in {index.folder})")
+        console.print(f"STAC API: [bold]{server.url}/[/] ({state} in {index.path})")
     else:
         from fullmaja_stac.serve import CatalogServer
 
