@@ -84,7 +84,7 @@ def info(product: Path = typer.Argument(..., help="A MAJA product: zip, folder o
     p = read_product(product)
     console.print(f"[bold]{p.id}[/]")
     console.print(f"  platform {p.platform}, tile {p.tile}, orbit {p.relative_orbit} (absolute {p.absolute_orbit})")
-    console.print(f"  acquired {p.acquired.isoformat()}, MAJA {p.maja_version or '?'}, valid {p.valid}")
+    console.print(f"  acquired {p.acquired.isoformat()}, MAJA version {p.maja_version or 'not recorded'}, valid {p.valid}")
     console.print(f"  cloud {p.cloud_percent} %, snow {p.snow_percent} %, EPSG:{p.epsg}")
     for group, grid in p.grids.items():
         console.print(f"  {group}: {grid.ncols}x{grid.nrows} px of {grid.resolution:g} m from ({grid.ulx:.10g}, {grid.uly:.10g})")

@@ -74,12 +74,18 @@ def test_item_metadata(catalog, product_zips):
     assert props["proj:epsg"] == 32631 and props["proj:code"] == "EPSG:32631"
     assert props["platform"] == product.platform.lower().replace("sentinel2", "sentinel-2")
     assert props["view:sun_elevation"] == pytest.approx(90 - product.sun_zenith)
-    assert props["processing:software"]["MAJA"] == "4.5.3"
+    assert "MAJA" not in props["processing:software"]  # not recorded by MAJA's MUSCATE writer
+    assert props["view:azimuth"] == pytest.approx(product.mean_viewing_azimuth)
+    assert props["view:incidence_angle"] == pytest.approx(product.mean_viewing_zenith)
+    assert props["maja:rain_detected"] is False and props["maja:sun_glint_detected"] is False
+    assert props["maja:hot_spot_detected"] is False and "maja:cloud_percent" not in props
     assert "https://stac-extensions.github.io/projection/v1.2.0/schema.json" in item["stac_extensions"]
     red = item["assets"]["red"]
     assert red["raster:bands"][0] == {"data_type": "int16", "nodata": -10000.0, "scale": 0.0001,
                                       "offset": 0.0, "spatial_resolution": 10.0}
     assert red["eo:bands"][0]["name"] == "B04" and red["eo:bands"][0]["common_name"] == "red"
+    assert red["eo:bands"][0]["solar_illumination"] == product.spectral["B4"].solar_irradiance  # from the MTD
+    assert red["eo:bands"][0]["center_wavelength"] == product.spectral["B4"].central_nm / 1000
     assert red["file:checksum"].startswith("1220") and red["file:size"] > 0
     assert item["assets"]["swir16"]["proj:transform"][0] == 20.0
     assert item["assets"]["aot-r1"]["raster:bands"][0]["scale"] == 1 / 200
@@ -268,9 +274,11 @@ def test_corrupt_raster_data_fails_only_that_product(tmp_path, product_folders):
 
 
 def test_newer_version_replaces_older(tmp_path, series_specs):
+    """V1-0 then V1-1 of one acquisition: one item, the newer. The MTDs have the real shape
+    (IDENTIFIER without the version), so the version must come from PRODUCT_ID."""
     root = tmp_path / "catalog"
-    old = write_product(series_specs[0], tmp_path / "v1", SynthOptions(size=60, seed=3, version="4-0"))
-    new = write_product(series_specs[0], tmp_path / "v2", SynthOptions(size=60, seed=3, version="4-1"))
+    old = write_product(series_specs[0], tmp_path / "v1", SynthOptions(size=60, seed=3, version="1-0"))
+    new = write_product(series_specs[0], tmp_path / "v2", SynthOptions(size=60, seed=3, version="1-1"))
     assert ingest([old], root, workers=1).added
     report = ingest([new], root, workers=1)
     assert report.replaced == [(new.stem, old.stem)]

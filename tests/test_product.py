@@ -43,7 +43,7 @@ def test_written_fields_read_back(product_zips, series_specs):
         assert p.reflectance_quantification == 10000 and p.aot_quantification == 200 and p.wvc_quantification == 20
         assert p.reflectance_nodata == -10000
         assert p.atb_bands == {"wvc": 1, "aot": 2}
-        assert p.maja_version == "4.5.3"
+        assert p.maja_version is None  # MAJA's MUSCATE writer records no software version
         assert p.valid is (not spec.too_cloudy)
         assert p.quicklook and p.quicklook.endswith("_QKL_ALL.jpg")
         assert p.jpi and p.jpi.startswith("DATA/")
@@ -106,7 +106,7 @@ def test_products_sit_on_the_real_grid_of_other_tiles(tmp_path):
         SynthOptions(size=42, with_dfp=False),
         SynthOptions(size=42, band_entries=10),
         SynthOptions(size=42, path_prefix="./"),
-        SynthOptions(size=42, nature="D", version="1-0", maja_version="1.0.0"),
+        SynthOptions(size=42, nature="D", version="1-0"),
     ],
     ids=["atb-uint16", "no-dfp", "10-bands", "dot-slash-paths", "nature-D-V1"],
 )
@@ -119,4 +119,70 @@ def test_reader_tolerates_real_product_variants(tmp_path, series_specs, options)
     assert ("R3" in p.grids) == (options.band_entries == 13)
     assert p.nature == options.nature and p.version == options.version
     assert all(not r.path.startswith("./") for r in p.rasters)
-    assert p.maja_version == options.maja_version
+
+
+# ----------------------------------------------------------------------------- real MTD shape
+# Facts from MAJA's own MUSCATE templates and writer (CNES/MAJA): IDENTIFIER without the
+# version and PRODUCT_ID with it; per-band mean viewing zenith and azimuth; wavelengths
+# (MIN/MAX/CENTRAL, nm) and SOLAR_IRRADIANCE per band; quality indices True/False; the JPI
+# validity flag as Processing_Flags_And_Modes Key=Validity_Flag / Value=L2VALD|L2NOTV.
+
+
+def _mtd_text(folder) -> tuple:
+    mtd = next(folder.glob("*_MTD_ALL.xml"))
+    return mtd, mtd.read_text(encoding="utf-8")
+
+
+def test_written_mtd_has_the_real_structure(tmp_path, series_specs):
+    import xml.etree.ElementTree as ET
+
+    folder = write_product(series_specs[0], tmp_path, SynthOptions(size=SIZE, seed=3, zipped=False))
+    root = ET.parse(next(folder.glob("*_MTD_ALL.xml"))).getroot()
+    assert root.findtext("Dataset_Identification/IDENTIFIER") == folder.name.rsplit("_V", 1)[0]
+    assert root.findtext("Product_Characteristics/PRODUCT_ID") == folder.name
+    band = root.find(".//Spectral_Band_Informations_List/Spectral_Band_Informations[@band_id='B4']")
+    assert band.findtext("Wavelength/CENTRAL") and band.findtext("SOLAR_IRRADIANCE")
+    assert root.find(".//QUALITY_INDEX[@name='RainDetected']").text == "False"
+    jpi = ET.parse(next((folder / "DATA").glob("*_JPI_ALL.xml"))).getroot()
+    assert jpi.tag == "JobProcessingInformations"
+    flags = {f.findtext("Key"): f.findtext("Value") for f in jpi.iterfind(".//Processing_Flags_And_Modes")}
+    assert flags["Validity_Flag"] == "L2VALD"
+
+
+def test_id_nature_and_version_come_from_product_id(tmp_path, series_specs):
+    p = read_product(write_product(series_specs[0], tmp_path, SynthOptions(size=SIZE, seed=3, version="1-0")))
+    assert p.id.endswith("_C_V1-0") and p.nature == "C" and p.version == "1-0"
+
+
+def test_spectral_information_and_viewing_azimuth_are_read(tmp_path, series_specs):
+    folder = write_product(series_specs[0], tmp_path, SynthOptions(size=SIZE, seed=3, zipped=False))
+    mtd, text = _mtd_text(folder)
+    start = text.index('<Spectral_Band_Informations band_id="B4">')
+    block = text[start:text.index("</Spectral_Band_Informations>", start)]
+    edited = block.replace(block[block.index("<CENTRAL"):block.index("</CENTRAL>")], '<CENTRAL unit="nm">664.6')
+    mtd.write_text(text.replace(block, edited), encoding="utf-8")
+    p = read_product(folder)
+    assert p.spectral["B4"].central_nm == 664.6 and p.spectral["B4"].solar_irradiance == 1512.79
+    azimuths = [a for _, a in p.viewing.values()]
+    assert min(azimuths) <= p.mean_viewing_azimuth <= max(azimuths)
+
+
+def test_validity_flag_as_maja_writes_it(tmp_path, series_specs):
+    cloudy = next(s for s in series_specs if s.too_cloudy)
+    assert read_product(write_product(cloudy, tmp_path, SynthOptions(size=SIZE, seed=3))).valid is False
+    assert read_product(write_product(series_specs[0], tmp_path, SynthOptions(size=SIZE, seed=3))).valid is True
+
+
+def test_mtd_that_contradicts_its_tile_is_refused(tmp_path, series_specs):
+    """An MTD naming 36TWQ over 31TCJ's rasters (EPSG 32631, 31TCJ's corner) is refused."""
+    from fullmaja_stac.errors import ProductError
+
+    folder = write_product(series_specs[0], tmp_path, SynthOptions(size=SIZE, seed=3, zipped=False))
+    mtd, text = _mtd_text(folder)
+    mtd.write_text(text.replace(">T31TCJ<", ">T36TWQ<"), encoding="utf-8")
+    with pytest.raises(ProductError, match="36TWQ.*contradicts"):
+        read_product(folder)
+    twq = tile_grid("36TWQ")
+    mtd.write_text(text.replace(">T31TCJ<", ">T36TWQ<").replace(">32631<", f">{twq.epsg}<"), encoding="utf-8")
+    with pytest.raises(ProductError, match="contradicts"):  # the CRS agrees, the grid origin does not
+        read_product(folder)

@@ -5,7 +5,7 @@ declaring entities, so billion-laughs and external-entity documents are refused 
 
 | MTD element (root ``Muscate_Metadata_Document``)                         | field              |
 |--------------------------------------------------------------------------|--------------------|
-| Dataset_Identification/IDENTIFIER (fallback Product_Characteristics/PRODUCT_ID) | ``id``      |
+| Product_Characteristics/PRODUCT_ID, with its version (fallback IDENTIFIER, which real products write without it) | ``id`` |
 | Dataset_Identification/GEOGRAPHICAL_ZONE                                 | ``tile``           |
 | Product_Characteristics/ACQUISITION_DATE                                 | ``acquired``       |
 | Product_Characteristics/PRODUCTION_DATE                                  | ``produced``       |
@@ -27,9 +27,13 @@ declaring entities, so billion-laughs and external-entity documents are refused 
 | Radiometric_Informations/AEROSOL_OPTICAL_THICKNESS_QUANTIFICATION_VALUE  | ``aot_quantification`` |
 | Radiometric_Informations/WATER_VAPOR_CONTENT_QUANTIFICATION_VALUE        | ``wvc_quantification`` |
 | Radiometric_Informations/Special_Values_List/SPECIAL_VALUE[@name]        | ``special_values`` |
+| …/Spectral_Band_Informations_List/Spectral_Band_Informations[@band_id]/Wavelength/MIN MAX CENTRAL (nm), SOLAR_IRRADIANCE | ``spectral`` |
 | Quality_Informations/Current_Product/Product_Quality_List[@level=N2]/…/QUALITY_INDEX[@name] | ``quality`` |
-| any element pair NAME=MAJA… / VERSION (MTD or JPI)                       | ``maja_version``   |
-| JPI: an element whose text is L2VALD or L2NOTV                           | ``valid``          |
+| any element pair NAME=MAJA… / VERSION (MTD or JPI); MAJA's own writer puts none | ``maja_version`` |
+| JPI ``JobProcessingInformations``: Processing_Flags_And_Modes[Key=Validity_Flag]/Value L2VALD / L2NOTV | ``valid`` |
+
+Checked against MAJA's own MUSCATE templates and writer (CNES/MAJA, ``Plugins/SENTINEL2_MUSCATE``
+and ``orchestrator/plugins/common/muscate``): docs/NOTES.md says what is verified and what is not.
 """
 
 from __future__ import annotations
@@ -60,6 +64,16 @@ class FileEntry:
     encoding: str | None = None
 
 
+@dataclass(frozen=True)
+class SpectralInfo:
+    """One band's Spectral_Band_Informations: wavelengths in nm, solar irradiance in W/m²/µm."""
+
+    central_nm: float | None = None
+    min_nm: float | None = None
+    max_nm: float | None = None
+    solar_irradiance: float | None = None
+
+
 @dataclass
 class MtdContent:
     id: str
@@ -87,6 +101,7 @@ class MtdContent:
     masks: list[FileEntry] = field(default_factory=list)
     jpi: str | None = None
     maja_version: str | None = None
+    spectral: dict[str, SpectralInfo] = field(default_factory=dict)
 
 
 def parse_xml(data: bytes, source: str) -> ET.Element:
@@ -166,7 +181,16 @@ def find_maja_version(root: ET.Element) -> str | None:
 
 
 def find_validity(root: ET.Element) -> bool | None:
-    """True for L2VALD, False for L2NOTV, None if the JPI says neither."""
+    """True for L2VALD, False for L2NOTV, None if the JPI says neither. MAJA writes the flag
+    as the Value of the Processing_Flags_And_Modes whose Key is Validity_Flag; any element
+    holding exactly L2VALD/L2NOTV is accepted as a fallback."""
+    for flag in root.iterfind(".//Processing_Flags_And_Modes"):
+        if _text(flag.find("Key")) == "Validity_Flag":
+            value = (_text(flag.find("Value")) or "").upper()
+            if value in ("L2VALD", "VALD"):
+                return True
+            if value in ("L2NOTV", "NOTV"):
+                return False
     for el in root.iter():
         text = _text(el)
         if text == "L2VALD":
@@ -188,7 +212,8 @@ def parse_mtd(data: bytes, source: str) -> MtdContent:
             raise ProductError(source, f"missing element {path}")
         return value
 
-    product_id = _text(root.find("Dataset_Identification/IDENTIFIER")) or required("Product_Characteristics/PRODUCT_ID")
+    # PRODUCT_ID carries the version (…_C_V1-0); real IDENTIFIERs stop at the nature (…_C)
+    product_id = _text(root.find("Product_Characteristics/PRODUCT_ID")) or required("Dataset_Identification/IDENTIFIER")
     try:
         acquired = parse_datetime(required("Product_Characteristics/ACQUISITION_DATE"))
         produced_text = _text(root.find("Product_Characteristics/PRODUCTION_DATE"))
@@ -243,6 +268,12 @@ def parse_mtd(data: bytes, source: str) -> MtdContent:
         if g.get("group_id"):
             band_groups[g.get("group_id")] = bands
 
+    spectral: dict[str, SpectralInfo] = {}
+    for b in root.iterfind(".//Radiometric_Informations/Spectral_Band_Informations_List/Spectral_Band_Informations"):
+        if b.get("band_id"):
+            spectral[b.get("band_id")] = SpectralInfo(
+                central_nm=_float(b.find("Wavelength/CENTRAL")), min_nm=_float(b.find("Wavelength/MIN")),
+                max_nm=_float(b.find("Wavelength/MAX")), solar_irradiance=_float(b.find("SOLAR_IRRADIANCE")))
     jpi = None
     for f in root.iterfind(".//Product_Organisation//DATA_FILE"):
         text = _text(f)
@@ -277,4 +308,5 @@ def parse_mtd(data: bytes, source: str) -> MtdContent:
         masks=_files(root, "Mask_List", "Mask", "Mask_Properties", "MASK_FILE"),
         jpi=jpi,
         maja_version=find_maja_version(root),
+        spectral=spectral,
     )

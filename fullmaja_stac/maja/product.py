@@ -6,6 +6,7 @@ XML through :mod:`zipfile`, rasters through GDAL's ``/vsizip/``. Nothing is extr
 
 from __future__ import annotations
 
+import math
 import os
 import posixpath
 import re
@@ -19,10 +20,11 @@ import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
 
-from fullmaja_stac.errors import ProductError
+from fullmaja_stac.errors import FullMajaError, ProductError
 from fullmaja_stac.maja.bands import L2A_GROUPS, normalize_band_id
-from fullmaja_stac.maja.mtd import FileEntry, parse_mtd, parse_xml, find_maja_version, find_validity
+from fullmaja_stac.maja.mtd import FileEntry, SpectralInfo, find_maja_version, find_validity, parse_mtd, parse_xml
 from fullmaja_stac.maja.orbits import relative_orbit
+from fullmaja_stac.tiles import TILE_SIZE_M, tile_grid
 
 MTD_SUFFIX = "_MTD_ALL.xml"
 MAX_XML_BYTES = 64 * 1024 * 1024
@@ -135,6 +137,7 @@ class MajaProduct:
     maja_version: str | None
     source: str = field(compare=False)  # the zip or folder given to read_product
     root: str = field(compare=False)  # GDAL path of the product folder (/vsizip/… for a zip)
+    spectral: dict[str, SpectralInfo] = field(default_factory=dict)  # MAJA band id → the MTD's values
 
     @property
     def reflectance_nodata(self) -> float:
@@ -144,6 +147,15 @@ class MajaProduct:
     def mean_viewing_zenith(self) -> float | None:
         values = [z for z, _ in self.viewing.values()]
         return sum(values) / len(values) if values else None
+
+    @property
+    def mean_viewing_azimuth(self) -> float | None:
+        """The bands' mean viewing azimuth (a circular mean: 359° and 1° average to 0°)."""
+        if not self.viewing:
+            return None
+        x = sum(math.cos(math.radians(a)) for _, a in self.viewing.values())
+        y = sum(math.sin(math.radians(a)) for _, a in self.viewing.values())
+        return round(math.degrees(math.atan2(y, x)) % 360.0, 6)
 
     def gdal_path(self, relative: str) -> str:
         return f"{self.root}/{relative}"
@@ -301,6 +313,7 @@ def read_product(path: str | os.PathLike[str]) -> MajaProduct:
         platform, tile = identity.platform, identity.tile
 
         grids = {g: Grid(g, *values) for g, values in mtd.grids.items()}
+        _check_tile(source, tile, mtd.epsg, grids)
         rasters = _rasters(source, container, mtd, grids)
 
         quicklook = _check_relative(source, mtd.quicklook) if mtd.quicklook else None
@@ -359,6 +372,7 @@ def read_product(path: str | os.PathLike[str]) -> MajaProduct:
             maja_version=maja_version,
             source=str(source),
             root=container.root,
+            spectral={normalize_band_id(k): v for k, v in mtd.spectral.items()},
         )
     finally:
         container.close()
@@ -378,6 +392,26 @@ def _percent(text: str | None) -> float | None:
         return float(text) if text is not None else None
     except ValueError:
         return None
+
+
+def _check_tile(source: Path, tile: str, epsg: int, grids: dict[str, Grid]) -> None:
+    """The MTD's tile, CRS and grid origins must agree with the Sentinel-2 tiling grid: a
+    product whose metadata names one tile over another's rasters is refused, not filed
+    under the wrong tile."""
+    try:
+        expected = tile_grid(tile)
+    except FullMajaError:
+        return  # a tile outside ESA's grid: nothing to compare with
+    if epsg != expected.epsg:
+        raise ProductError(source, f"the MTD says tile {tile} (EPSG:{expected.epsg}) but its CRS is EPSG:{epsg}; "
+                                   "the product contradicts itself")
+    for group, grid in grids.items():
+        inside_x = expected.ulx - abs(grid.xdim) / 2 <= grid.ulx < expected.ulx + TILE_SIZE_M
+        inside_y = expected.uly - TILE_SIZE_M < grid.uly <= expected.uly + abs(grid.ydim) / 2
+        if not (inside_x and inside_y):
+            raise ProductError(source, f"the MTD's {group} grid starts at ({grid.ulx:.0f}, {grid.uly:.0f}), outside tile "
+                                       f"{tile} (upper-left corner ({expected.ulx:.0f}, {expected.uly:.0f})); "
+                                       "the product contradicts itself")
 
 
 def _rasters(source: Path, container: _Container, mtd, grids: dict[str, Grid]) -> tuple[RasterFile, ...]:
@@ -404,10 +438,16 @@ def _rasters(source: Path, container: _Container, mtd, grids: dict[str, Grid]) -
         try:
             with rasterio.open(f"{container.root}/{rel}") as ds:
                 dtype, count, shape = ds.dtypes[0], ds.count, (ds.height, ds.width)
+                epsg, origin = (ds.crs.to_epsg() if ds.crs else None), (ds.transform.c, ds.transform.f)
         except RasterioError as exc:
             raise ProductError(where, f"listed in the MTD but unreadable ({exc})") from None
         grid = grids.get(group or "")
         if grid is not None and shape != grid.shape:
             raise ProductError(where, f"is {shape[0]}x{shape[1]} px but the {group} grid in the MTD is {grid.nrows}x{grid.ncols}")
+        if epsg is not None and epsg != mtd.epsg:
+            raise ProductError(where, f"is in EPSG:{epsg} but the MTD says EPSG:{mtd.epsg}; the product contradicts itself")
+        if grid is not None and (abs(origin[0] - grid.ulx) > abs(grid.xdim) / 2 or abs(origin[1] - grid.uly) > abs(grid.ydim) / 2):
+            raise ProductError(where, f"starts at ({origin[0]:.0f}, {origin[1]:.0f}) but the MTD's {group} grid starts at "
+                                      f"({grid.ulx:.0f}, {grid.uly:.0f}); the product contradicts itself")
         rasters.append(RasterFile(rel, kind, group, band, dtype, count, detector, tuple(natures)))
     return tuple(rasters)

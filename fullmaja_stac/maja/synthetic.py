@@ -46,6 +46,14 @@ WVC_QUANTIFICATION = 20
 NODATA = -10000
 DETECTORS = ("04", "05", "06")
 GROUP_PIXEL_M = {g: float(m) for g, m in GROUP_RESOLUTION_M.items()}
+# Sentinel-2A's mean solar irradiance per band (W/m²/µm), as MAJA copies it into the MTD
+SOLAR_IRRADIANCE = {"B1": 1913.57, "B2": 1941.63, "B3": 1822.61, "B4": 1512.79, "B5": 1425.56, "B6": 1288.32,
+                    "B7": 1163.19, "B8": 1036.39, "B8A": 955.19, "B9": 813.04, "B10": 367.15, "B11": 245.59,
+                    "B12": 85.25}
+
+
+def _group_of(band: str) -> str:
+    return next((g for g, members in L2A_GROUPS.items() if band in members), "R3")
 R1_PIXEL_M = GROUP_PIXEL_M["R1"]
 MG2_NATURES = ("Water", "Cloud", "Snow", "Cloud_Shadow", "Topography_Shadow", "Hidden_Surface", "Sun_Too_Low", "Tangent_Sun")
 
@@ -59,7 +67,6 @@ class SynthOptions:
     seed: int = 0
     nature: str = "C"
     version: str = "4-0"
-    maja_version: str = "4.5.3"
     atb_dtype: str = "uint8"  # some versions write uint16
     with_dfp: bool = True  # DFP masks are absent from some versions
     band_entries: int = 13  # 13 (with an R3 group for B1, B9, B10) or 10 spectral entries
@@ -448,7 +455,7 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
     meta = _sub(root, "Metadata_Identification")
     _sub(meta, "METADATA_FORMAT", "METADATA_MUSCATE", metadata_profile="USER", metadata_information="EXPERT", version="1.16")
     ident = _sub(root, "Dataset_Identification")
-    _sub(ident, "IDENTIFIER", pid)
+    _sub(ident, "IDENTIFIER", pid.rsplit("_V", 1)[0])  # real IDENTIFIERs stop at the nature; PRODUCT_ID has the version
     _sub(ident, "AUTHORITY", "THEIA")
     _sub(ident, "PRODUCER", "MUSCATE")
     _sub(ident, "PROJECT", "SENTINEL2")
@@ -512,20 +519,22 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
             _sub(fl, "MASK_FILE", pre + path, **attrs)
 
     r12 = ("R1", "R2")
-    mask("WVC_Interpolation", [(files[f"IAB_{g}"], {"group_id": g, "bit_number": 0}) for g in r12])
-    mask("AOT_Interpolation", [(files[f"IAB_{g}"], {"group_id": g, "bit_number": 1}) for g in r12])
+    # MAJA's templates number bits from 1 (bit_number="1" is bit 0) and list SAT and DFP per band
+    mask("WVC_Interpolation", [(files[f"IAB_{g}"], {"group_id": g, "bit_number": 1}) for g in r12])
+    mask("AOT_Interpolation", [(files[f"IAB_{g}"], {"group_id": g, "bit_number": 2}) for g in r12])
     mask("Detailed_Cloud", [(files[f"CLM_{g}"], {"group_id": g}) for g in r12])
-    for bit, nature in enumerate(MG2_NATURES):
+    for bit, nature in enumerate(MG2_NATURES, start=1):
         mask(nature, [(files[f"MG2_{g}"], {"group_id": g, "bit_number": bit}) for g in r12])
-    mask("Saturation", [(files[f"SAT_{g}"], {"group_id": g}) for g in r12])
+    per_band = [(g, b, i) for g in r12 for i, b in enumerate(L2A_GROUPS[g], start=1)]
+    mask("Saturation", [(files[f"SAT_{g}"], {"band_id": b, "bit_number": i}) for g, b, i in per_band])
     mask("Edge", [(files[f"EDG_{g}"], {"group_id": g}) for g in r12])
     if options.with_dfp:
-        mask("Defective_Pixel", [(files[f"DFP_{g}"], {"group_id": g}) for g in r12])
+        mask("Defective_Pixel", [(files[f"DFP_{g}"], {"band_id": b, "bit_number": i}) for g, b, i in per_band])
     mask("Detector_Footprint", [(files[f"DTF_{g}_{d}"], {"group_id": g, "detector_id": d}) for g in r12 for d in DETECTORS])
     data = _sub(_sub(org, "Data_List"), "Data")
     dprops = _sub(data, "Data_Properties")
-    _sub(dprops, "NATURE", "Job_Processing_Information")
-    _sub(dprops, "FORMAT", "text/xml")
+    _sub(dprops, "NATURE", "Job_Processing_Informations_File")
+    _sub(dprops, "FORMAT", "application/xml")
     _sub(_sub(data, "Data_File_List"), "DATA_FILE", pre + jpi)
 
     geo = _sub(root, "Geoposition_Informations")
@@ -586,6 +595,8 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
     for b in bands:
         info = BY_MAJA_ID[b]
         sb = _sub(spectral, "Spectral_Band_Informations", band_id=b)
+        _sub(sb, "SOLAR_IRRADIANCE", f"{SOLAR_IRRADIANCE[b]:.2f}", unit="W/m²/µm")
+        _sub(sb, "SPATIAL_RESOLUTION", GROUP_PIXEL_M[_group_of(b)], unit="m")
         wl = _sub(sb, "Wavelength")
         _sub(wl, "MIN", f"{(info.center_um - info.fwhm_um / 2) * 1000:.0f}", unit="nm")
         _sub(wl, "MAX", f"{(info.center_um + info.fwhm_um / 2) * 1000:.0f}", unit="nm")
@@ -599,20 +610,26 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
     idx = _sub(pq, "Global_Index_List")
     _sub(idx, "QUALITY_INDEX", scene.cloud_percent, name="CloudPercent")
     _sub(idx, "QUALITY_INDEX", scene.snow_percent, name="SnowPercent")
-    _sub(idx, "QUALITY_INDEX", "false", name="RainDetected")
-    _sub(idx, "QUALITY_INDEX", "false", name="HotSpotDetected")
-    _sub(idx, "QUALITY_INDEX", "false", name="SunGlintDetected")
+    _sub(idx, "QUALITY_INDEX", "False", name="RainDetected")  # MAJA writes Python's True/False
+    _sub(idx, "QUALITY_INDEX", "False", name="HotSpotDetected")
+    _sub(idx, "QUALITY_INDEX", "False", name="SunGlintDetected")
     ET.indent(root)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
 
 
 def _jpi_xml(pid: str, spec: ProductSpec, options: SynthOptions) -> bytes:
-    root = ET.Element("Muscate_Job_Processing_Information")
-    proc = _sub(root, "Processing_Information")
-    soft = _sub(proc, "Processor")
-    _sub(soft, "NAME", "MAJA")
-    _sub(soft, "VERSION", options.maja_version)
-    _sub(proc, "PRODUCT_ID", pid)
-    _sub(proc, "VALIDITY_FLAG", "L2NOTV" if spec.too_cloudy else "L2VALD")
+    """The JPI file as MAJA writes it (its template JobProcessingInformations, Validity_Flag
+    L2VALD/L2NOTV among the Processing_Flags_And_Modes); MAJA records no software version."""
+    root = ET.Element("JobProcessingInformations")
+    dem = _sub(root, "MNT_Statistics")
+    for tag, value in (("Min", 12), ("Max", 1834), ("Average", "402.17"), ("Standard_Deviation", "311.52")):
+        _sub(dem, tag, value, unit="m")
+    flags = _sub(root, "Processing_Flags_And_Modes_List")
+    for key, value in (("Processing_Mode", "STANDARD_MODE"), ("Adjacency_Effects_And_Slope_Correction", "true"),
+                       ("Validity_Flag", "L2NOTV" if spec.too_cloudy else "L2VALD"), ("Cirrus_Correction", "true"),
+                       ("CAMS_Processing", "Desactivated")):
+        flag = _sub(flags, "Processing_Flags_And_Modes")
+        _sub(flag, "Key", key)
+        _sub(flag, "Value", value)
     ET.indent(root)
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")

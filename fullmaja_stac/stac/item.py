@@ -8,6 +8,8 @@ properties and its schema URI is declared here.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -121,6 +123,8 @@ def build_item(
         view.sun_elevation = 90.0 - product.sun_zenith
     if product.mean_viewing_zenith is not None:
         view.incidence_angle = product.mean_viewing_zenith
+    if product.mean_viewing_azimuth is not None:
+        view.azimuth = product.mean_viewing_azimuth
 
     # Projection v1.2.0 by hand (see module docstring).
     item.stac_extensions.append(PROJECTION_V1_2)
@@ -134,14 +138,15 @@ def build_item(
     item.stac_extensions.append(PROCESSING_V1_2)
     props["processing:level"] = product.level
     software = {"fullmaja-stac": __version__}
-    software["MAJA"] = product.maja_version or "unknown"
+    if product.maja_version:  # MAJA's own MUSCATE writer records none (docs/NOTES.md)
+        software["MAJA"] = product.maja_version
     props["processing:software"] = software
     if product.product_version:
         props["processing:version"] = product.product_version
     props["processing:facility"] = FACILITY.get(provenance.provider if provenance else "", "THEIA MUSCATE (MAJA)")
     if product.produced:
         props["processing:datetime"] = _iso(product.produced)
-    lineage = f"MAJA {product.maja_version or '?'} L2A product {product.id}"
+    lineage = f"MAJA{' ' + product.maja_version if product.maja_version else ''} L2A product {product.id}"
     if product.valid is not None:
         lineage += f" ({'L2VALD' if product.valid else 'L2NOTV'})"
     if provenance:
@@ -152,6 +157,7 @@ def build_item(
         if provenance.remote_id:
             props["fullmaja:remote_id"] = provenance.remote_id
     props["processing:lineage"] = lineage
+    props.update(quality_properties(product.quality))
 
     RasterExtension.add_to(item)
     FileExtension.add_to(item)
@@ -168,6 +174,44 @@ def build_item(
 
     item.stac_extensions = sorted(set(item.stac_extensions))
     return item
+
+
+QUALITY_PREFIX = "maja:"  # MAJA's own quality indices, as MAJA names them, in snake_case
+QUALITY_IN_EO = {"CloudPercent", "SnowPercent"}  # already eo:cloud_cover and eo:snow_cover
+
+
+def quality_properties(quality: dict[str, str]) -> dict[str, object]:
+    """MTD QUALITY_INDEX values as item properties: ``RainDetected=False`` becomes
+    ``maja:rain_detected: false``; numbers stay numbers."""
+    out: dict[str, object] = {}
+    for name, text in quality.items():
+        if name in QUALITY_IN_EO or not name.isidentifier():
+            continue
+        key = QUALITY_PREFIX + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+        value: object = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                pass
+        out[key] = value
+    return out
+
+
+def eo_band(info, spectral, description: str) -> Band:
+    """``eo:bands`` entry of a reflectance band: wavelengths and solar irradiance from the
+    MTD's Spectral_Band_Informations when it has them, our S2 table otherwise."""
+    center, fwhm, solar = info.center_um, info.fwhm_um, None
+    if spectral is not None:
+        if spectral.central_nm:
+            center = round(spectral.central_nm / 1000, 4)
+        if spectral.min_nm and spectral.max_nm and spectral.max_nm > spectral.min_nm:
+            fwhm = round((spectral.max_nm - spectral.min_nm) / 1000, 4)
+        solar = spectral.solar_irradiance
+    return Band.create(name=info.esa_id, common_name=info.common_name, description=description,
+                       center_wavelength=center, full_width_half_max=fwhm, solar_illumination=solar)
 
 
 def _add_file_asset(item, key, name, media_type, title, roles, size, checksum) -> pystac.Asset:
@@ -213,10 +257,7 @@ def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog
     if plan.family in ("FRE", "SRE") and raster.band_id:
         info = BY_MAJA_ID.get(raster.band_id)
         if info:
-            EOExtension.ext(asset).bands = [Band.create(
-                name=info.esa_id, common_name=info.common_name, description=title,
-                center_wavelength=info.center_um, full_width_half_max=info.fwhm_um,
-            )]
+            EOExtension.ext(asset).bands = [eo_band(info, product.spectral.get(raster.band_id), title)]
     if plan.kind == MASK:
         ClassificationExtension.ext(asset).bitfields = _bitfields(plan.family, group)
 
