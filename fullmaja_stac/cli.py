@@ -6,6 +6,8 @@ from Python too.
 
 from __future__ import annotations
 
+import json
+
 from datetime import datetime
 from pathlib import Path
 from typing import Optional
@@ -213,6 +215,8 @@ PepsUrl = typer.Option(None, "--peps-url", envvar="FULLMAJA_STAC_PEPS_URL",
                        help="PEPS base URL (default https://peps.cnes.fr; the emulator prints its own).")
 AuthFile = typer.Option(None, "--auth", "-a", envvar="FULLMAJA_STAC_PEPS_AUTH",
                         help="Password file: 'email password' on its first line, as full_maja_process.py -a.")
+Insecure = typer.Option(False, "--insecure", help="Do not check the TLS certificate of this PEPS endpoint (only "
+                        "that host; a warning says so). For a server whose certificate is known to be broken.")
 
 
 def _store(state_dir: Optional[Path]):
@@ -222,10 +226,13 @@ def _store(state_dir: Optional[Path]):
     return JobStore(resolve(state_dir))
 
 
-def _client(base_url: str, auth: Optional[Path]):
+def _client(base_url: str, auth: Optional[Path], insecure: bool = False):
+    from fullmaja_stac.config import allow_insecure
     from fullmaja_stac.peps.auth import require_credentials
     from fullmaja_stac.peps.client import PepsClient
 
+    if insecure:
+        allow_insecure(base_url)
     return PepsClient(base_url, require_credentials(base_url, auth))
 
 
@@ -238,6 +245,7 @@ def request(
     log: Optional[Path] = typer.Option(None, "--log", help="Also save PEPS's answer verbatim, like the reference -g/-l."),
     peps_url: Optional[str] = PepsUrl,
     auth: Optional[Path] = AuthFile,
+    insecure: bool = Insecure,
     state_dir: Optional[Path] = StateDir,
 ) -> None:
     """Order a FULL_MAJA time series on PEPS and remember the job."""
@@ -246,7 +254,7 @@ def request(
     from fullmaja_stac.peps.wps import make_request
 
     maja_request = make_request(tile, orbit, start.date(), end.date())
-    job = submit(_store(state_dir), _client(resolve_url(peps_url), auth), maja_request, log)
+    job = submit(_store(state_dir), _client(resolve_url(peps_url), auth, insecure), maja_request, log)
     console.print(f"job [bold]{job.id}[/] submitted (PEPS id {job.remote_id}); follow it with `fullmaja-stac status {job.id}`")
 
 
@@ -308,6 +316,7 @@ def status(
     watch: bool = typer.Option(False, "--watch", "-w", help="Keep refreshing until every job is done."),
     interval: float = typer.Option(60.0, help="Seconds between refreshes with --watch."),
     auth: Optional[Path] = AuthFile,
+    insecure: bool = Insecure,
     state_dir: Optional[Path] = StateDir,
 ) -> None:
     """Refresh jobs from PEPS and show them: state, progress, age, stalls, products."""
@@ -328,7 +337,7 @@ def status(
             if job.provider != "peps" or job.state in TERMINAL:
                 continue  # GEODES fetches are finished when recorded; ended jobs do not change
             try:
-                client = clients.get(job.base_url) or clients.setdefault(job.base_url, _client(job.base_url, auth))
+                client = clients.get(job.base_url) or clients.setdefault(job.base_url, _client(job.base_url, auth, insecure))
                 selected[i] = refresh(store, client, job)
             except PepsError as exc:
                 errors.append(f"job {job.id}: {exc}")
@@ -347,6 +356,7 @@ def status(
 def resubmit(
     job: str = typer.Argument(..., help="Job number or PEPS id."),
     auth: Optional[Path] = AuthFile,
+    insecure: bool = Insecure,
     state_dir: Optional[Path] = StateDir,
 ) -> None:
     """Send a job's request again (for a stalled or failed job) and link the two."""
@@ -354,7 +364,7 @@ def resubmit(
 
     store = _store(state_dir)
     old = store.get(job)
-    new = again(store, _client(old.base_url, auth), old)
+    new = again(store, _client(old.base_url, auth, insecure), old)
     console.print(f"job {old.id} resubmitted as job [bold]{new.id}[/] (PEPS id {new.remote_id})")
 
 
@@ -377,6 +387,7 @@ def download(
     then_ingest: bool = typer.Option(False, "--ingest", help="Ingest what arrived into --catalog."),
     catalog: Path = typer.Option(Path("catalog"), "--catalog", "-c", help="Catalog for --ingest."),
     auth: Optional[Path] = AuthFile,
+    insecure: bool = Insecure,
     state_dir: Optional[Path] = StateDir,
 ) -> None:
     """Download the products of finished jobs: resumable, verified, a few at a time.
@@ -393,6 +404,10 @@ def download(
         raise FullMajaError("no finished job to download; `fullmaja-stac status` shows where they are")
     failed = False
     for job in selected:
+        if job.provider == "peps" and insecure:
+            from fullmaja_stac.config import allow_insecure
+
+            allow_insecure(job.base_url)
         if job.state != FINISHED and job.provider == "peps":
             job = refresh(store, _client(job.base_url, auth), job)
         with make_progress(console, bytes_=True) as progress:
@@ -494,19 +509,34 @@ def search(
     max_cloud: Optional[float] = MaxCloud,
     provider: str = Provider,
     geodes_url: Optional[str] = GeodesUrl,
+    as_json: bool = typer.Option(False, "--json", help="Print the products as JSON (one object each) instead of a table."),
 ) -> None:
-    """List MAJA L2A products that already exist on GEODES (no key needed to search)."""
+    """List MAJA L2A products that already exist on GEODES (no key needed to search).
+
+    The product name comes first and is never cut; its date is the acquisition (sensing) date.
+    """
+    from rich import box
     from rich.table import Table
 
     _, products = _geodes_search(provider, tile, orbit, start, end, max_cloud, geodes_url)
-    table = Table(title=f"GEODES: {len(products)} MAJA L2A products", title_justify="left")
-    for column in ("date", "cloud %", "orbit", "version", "size", "online", "product"):
-        table.add_column(column)
+    if as_json:
+        rows = [{"name": p.name, "acquired": p.acquired.isoformat() if p.acquired else None, "cloud_cover": p.cloud_cover,
+                 "relative_orbit": p.relative_orbit, "tile": p.tile, "version": p.version, "size": p.size,
+                 "online": p.online, "md5": p.md5, "urn": p.urn, "href": p.href, "problem": p.problem} for p in products]
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"GEODES: {len(products)} MAJA L2A products", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_column("product", no_wrap=True, min_width=max((len(p.name) for p in products), default=7))
+    for column in ("cloud", "orbit", "MB", "online"):
+        table.add_column(column, justify="right" if column != "online" else "left")
     for p in products:
-        table.add_row(f"{p.acquired:%Y-%m-%d}" if p.acquired else "?", f"{p.cloud_cover:g}" if p.cloud_cover is not None else "",
-                      str(p.relative_orbit or ""), p.version or "", f"{(p.size or 0) / 1e6:.1f} MB",
-                      "yes" if p.online else "[yellow]no[/]", p.name)
+        table.add_row(p.name, f"{p.cloud_cover:g}%" if p.cloud_cover is not None else "", str(p.relative_orbit or ""),
+                      f"{(p.size or 0) / 1e6:.1f}", "yes" if p.online else "[yellow]no[/]" if p.href else "[red]no zip[/]")
     console.print(table)
+    for p in products:
+        if p.problem:
+            console.print(f"[yellow]{p.name}: {p.problem}[/]")
 
 
 @app.command()
@@ -536,6 +566,9 @@ def fetch(
     client, products = _geodes_search(provider, tile, orbit, start, end, max_cloud, geodes_url, name)
     if not products:
         raise FullMajaError("GEODES has no product matching these filters")
+    for p in products:
+        if p.problem:
+            console.print(f"[yellow]{p.name}: {p.problem}; skipped[/]")
     key = require_api_key(client.base_url)
     client.use_key(key)
     online = [p for p in products if p.online and p.href]

@@ -5,6 +5,7 @@
 | PEPS base URL   | ``FULLMAJA_STAC_PEPS_URL``    | ``https://peps.cnes.fr``              |
 | state folder    | ``FULLMAJA_STAC_STATE_DIR``   | platformdirs' user state dir          |
 | password file   | ``FULLMAJA_STAC_PEPS_AUTH``   | none (then env, then ~/.netrc)        |
+| hosts whose TLS certificate is not checked | ``FULLMAJA_STAC_INSECURE_HOSTS`` (comma-separated; ``--insecure`` adds the PEPS host) | none |
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ PEPS_URL = "https://peps.cnes.fr"
 ENV_PEPS_URL = "FULLMAJA_STAC_PEPS_URL"
 ENV_STATE_DIR = "FULLMAJA_STAC_STATE_DIR"
 ENV_AUTH_FILE = "FULLMAJA_STAC_PEPS_AUTH"
+ENV_INSECURE_HOSTS = "FULLMAJA_STAC_INSECURE_HOSTS"
 ENV_EMAIL = "PEPS_EMAIL"
 ENV_PASSWORD = "PEPS_PASSWORD"
 
@@ -36,3 +38,19 @@ def state_dir(flag: Path | None = None) -> Path:
     path = flag or (Path(os.environ[ENV_STATE_DIR]) if os.environ.get(ENV_STATE_DIR) else user_state_path(APP_NAME))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def insecure_hosts() -> frozenset[str]:
+    """Hosts whose TLS certificate is not checked: only those named, never a blanket switch
+    (the reference scripts turned checks off for PEPS, whose certificate was a known problem)."""
+    return frozenset(h.strip().lower() for h in os.environ.get(ENV_INSECURE_HOSTS, "").split(",") if h.strip())
+
+
+def allow_insecure(url: str) -> str:
+    """Add ``url``'s host to the hosts whose certificate is not checked (this process)."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host:
+        os.environ[ENV_INSECURE_HOSTS] = ",".join(sorted(insecure_hosts() | {host}))
+    return host

@@ -18,3 +18,11 @@ class ProductError(FullMajaError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def warn_line(text: str) -> None:
+    """A warning the user should act on, as one plain line on stderr (not a Python warning,
+    which would also print a source line)."""
+    import sys
+
+    print(f"warning: {text}", file=sys.stderr, flush=True)

@@ -2,15 +2,18 @@
 
 GEODES serves Theia's MAJA products through a STAC API. Search is a POST with a ``query``
 object and page numbers (not the standard ``next`` token), at most 80 items a page, the total
-in ``context.matched``. An item's MUSCATE name is ``properties.identifier``; its zip is the
-asset whose roles include ``data`` with type ``application/zip``, whose description carries
-``File size: N bytes``, ``Is online: true|false`` and ``Checksum MD5: <md5>``. Downloads need an
-``X-API-Key`` header; a wrong key may show up as a redirect loop, 429 means the quota is spent.
+in ``context.matched``. An item's MUSCATE name is ``properties.identifier``. Its
+``properties.datetime`` is the *publication* time; the sensing time is ``start_datetime``
+(eodag maps it so, and a recorded answer shows datetime a day after start_datetime). The zip
+is the ``data`` asset, keyed and titled by its file name, whose description carries
+``File size: N bytes``, ``Is online: true|false`` and ``Checksum MD5: <md5>``; we take it as
+tolerantly as eodag (the first data asset that is not XML) and pyGeodes (a title ending in
+``.zip``) do. Downloads need an ``X-API-Key`` header; a wrong key may show up as a redirect
+loop, 429 means the quota is spent.
 """
 
 from __future__ import annotations
 
-import netrc
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from platformdirs import user_config_path
 from fullmaja_stac.config import APP_NAME
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.jobs import Job, JobStore
+from fullmaja_stac.peps.auth import netrc_entry, warn_if_readable_by_others
 from fullmaja_stac.peps.client import make_session
 from fullmaja_stac.providers import RemoteFile
 from fullmaja_stac.tiles import normalize_tile
@@ -51,11 +55,9 @@ def find_api_key(base_url: str) -> str | None:
         return os.environ[ENV_KEY].strip()
     key_file = user_config_path(APP_NAME) / "geodes-api-key"
     if key_file.is_file():
+        warn_if_readable_by_others(key_file, "GEODES API key")
         return key_file.read_text(encoding="utf-8").strip() or None
-    try:
-        entry = netrc.netrc().authenticators(urlparse(base_url).hostname or "")
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        entry = None
+    entry = netrc_entry(urlparse(base_url).hostname or "")
     return entry[2] if entry and entry[2] else None
 
 
@@ -81,29 +83,64 @@ class GeodesProduct:
     size: int | None
     online: bool
     md5: str | None
+    problem: str | None = None  # why there is nothing to download (no zip among the assets)
 
     @property
     def file_name(self) -> str:
         return f"{self.name}.zip"
 
 
+def _is_xml(asset: dict) -> bool:
+    return "xml" in (asset.get("type") or "").lower()
+
+
+def zip_asset(assets: dict) -> dict | None:
+    """The product's zip: a ``data`` asset that says it is a zip (type, key, title or href),
+    else the first ``data`` asset that is not XML (eodag's rule), else any asset titled or
+    keyed ``*.zip`` (pyGeodes's rule)."""
+    def says_zip(key: str, a: dict) -> bool:
+        return (a.get("type") or "").lower() in ("application/zip", "application/x-zip-compressed") or any(
+            str(v).lower().split("?")[0].endswith(".zip") for v in (key, a.get("title") or "", a.get("href") or ""))
+
+    entries = [(k, a) for k, a in assets.items() if isinstance(a, dict) and a.get("href")]
+    data = [(k, a) for k, a in entries if "data" in (a.get("roles") or [])]
+    for candidates in ([a for k, a in data if says_zip(k, a)], [a for _, a in data if not _is_xml(a)],
+                       [a for k, a in entries if says_zip(k, a)]):
+        if candidates:
+            return candidates[0]
+    return None
+
+
+def _seen(assets: dict) -> str:
+    return "; ".join(f"{k} ({(a or {}).get('type') or 'no type'}, roles {','.join((a or {}).get('roles') or []) or 'none'})"
+                     for k, a in list(assets.items())[:6]) or "no asset at all"
+
+
+def _when(text: str | None) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
+
+
 def parse_item(item: dict) -> GeodesProduct:
     props = item.get("properties", {})
     name = props.get("identifier") or item.get("id", "")
-    data = next((a for a in item.get("assets", {}).values()
-                 if "data" in (a.get("roles") or []) and a.get("type") == "application/zip"), None)
+    assets = item.get("assets") or {}
+    data = zip_asset(assets)
     text = (data or {}).get("description") or ""
     size, online, md5 = _SIZE.search(text), _ONLINE.search(text), _MD5.search(text)
-    when = props.get("datetime") or props.get("start_datetime")
+    # sensing time first: GEODES's `datetime` is when the product was published
+    acquired = _when(props.get("start_datetime")) or _when(props.get("end_datetime")) or _when(props.get("datetime"))
     version = re.search(r"_V(\d+-\d+)$", name)
     return GeodesProduct(
-        urn=item.get("id", ""), name=name,
-        acquired=datetime.fromisoformat(when.replace("Z", "+00:00")) if when else None,
+        urn=item.get("id", ""), name=name, acquired=acquired,
         cloud_cover=props.get("eo:cloud_cover"), relative_orbit=props.get("sat:relative_orbit"),
         tile=(props.get("grid:code") or "").removeprefix("MGRS-").removeprefix("T") or None,
         version=version.group(1) if version else None,
         href=(data or {}).get("href"), size=int(size.group(1)) if size else None,
         online=(online.group(1).lower() == "true") if online else True, md5=md5.group(1).lower() if md5 else None,
+        problem=None if data else f"no downloadable zip among its assets (seen: {_seen(assets)})",
     )
 
 
@@ -195,12 +232,6 @@ class GeodesClient:
             raise GeodesError(REDIRECT_LOOP) from None
         except requests.RequestException as exc:
             raise GeodesError(f"cannot reach {urlparse(href).netloc} ({type(exc).__name__})") from None
-
-    def availability(self, urns: list[str]) -> dict[str, bool]:
-        """Online status of products (``POST /fastavailability``)."""
-        doc = self._post(f"{self.base_url}/fastavailability", {"identifiers": urns})
-        return {k: bool(v) for k, v in (doc.get("availability") or {}).items()}
-
 
 def record_fetch(store: JobStore, client: GeodesClient, products: list[GeodesProduct], request: dict) -> Job:
     """A GEODES fetch as a job of the store: finished at once, its files known."""

@@ -66,7 +66,6 @@ def test_fetch_verifies_md5_reports_offline_and_provenance_reaches_items(emu, tm
     report = download_job(store, GeodesProvider(emu.url, GEODES_KEY), job, tmp_path / "out")
     assert report.count("downloaded") == 3 and report.count("offline") == 1 and report.ok
     assert not (tmp_path / "out" / offline[0].file_name).exists()
-    assert client.availability([p.urn for p in products]) == {p.urn: p.online for p in products}
     result = ingest([tmp_path / "out"], tmp_path / "catalog", workers=1)
     assert len(result.added) == 3
     item = json.loads(next((tmp_path / "catalog").glob("maja-s2-l2a/*/*/*/*.json")).read_text())
@@ -106,20 +105,74 @@ def test_renamed_collection_is_a_clear_error(emu):
         client.search("31TCJ", 51, START, END)
 
 
-def test_pystac_client_searches_where_geodes_is_standard(emu):
-    """pystac-client finds the search endpoint and sends `query`; it pages by `next` links,
-    which GEODES does not give (it pages by number): one page only, as docs/NOTES.md says."""
+def test_pystac_client_pages_geodes_wrongly_so_we_page_by_number(emu):
+    """pystac-client finds the search endpoint and sends `query`, but follows `next` links,
+    which GEODES points at the collection's item list without the search's filters (as in a
+    recorded answer): past the first page it returns other tiles. Our client pages by number."""
     from pystac_client import Client
 
     client = Client.open(f"{emu.url}/api/stac")
     search = client.search(collections=["THEIA_REFLECTANCE_SENTINEL2_L2A"], limit=80, method="POST",
-                           query={"grid:code": {"eq": "T31TCJ"}, "sat:relative_orbit": {"eq": 51}})
-    names = [i.properties["identifier"] for i in search.items()]
-    expected = _expected(emu, "31TCJ", 51)
-    assert names == expected and len(expected) < 80  # one page holds them all
-    both = client.search(collections=["THEIA_REFLECTANCE_SENTINEL2_L2A"], limit=80, method="POST",
-                         query={"grid:code": {"eq": "T31TCJ"}})
-    assert len(list(both.items())) == 80 < len(_expected(emu, "31TCJ"))  # no next link: first page only
+                           query={"grid:code": {"eq": "T31TCJ"}})
+    tiles = {i.properties["grid:code"] for i in search.items()}
+    assert len(_expected(emu, "31TCJ")) > 80 and tiles != {"T31TCJ"}
+    ours = GeodesClient(emu.url).search("31TCJ", None, START, END)
+    assert [p.name for p in ours] == _expected(emu, "31TCJ") and {p.tile for p in ours} == {"31TCJ"}
+
+
+def test_sensing_date_not_publication_date(emu):
+    """GEODES's `datetime` is the publication time; the acquisition is `start_datetime`."""
+    client = GeodesClient(emu.url)
+    body = client._post(f"{emu.url}/api/stac/search", {"collections": [client.collection], "limit": 5, "page": 1,
+                                                         "query": {"grid:code": {"eq": "T31TCJ"}}})
+    feature = body["features"][0]
+    assert feature["properties"]["datetime"] > feature["properties"]["start_datetime"]  # the emulator's real shape
+    assert feature["properties"]["platform"] in ("S2A", "S2B") and body["context"]["matched"] > 5
+    by_name = {e["name"]: e["spec"].acquired for e in emu.geodes_archive()}
+    for product in client.search("31TCJ", 51, date(2020, 6, 1), date(2020, 6, 30)):
+        assert product.acquired == by_name[product.name].replace(microsecond=by_name[product.name].microsecond // 1000 * 1000)
+
+
+ZIP = {"href": "https://x/api/download/urn/files/abc", "description": "File size: 12 bytes\n\nIs online: true"}
+
+
+@pytest.mark.parametrize("assets, picked", [
+    ({"a.zip": {**ZIP, "type": "application/zip", "roles": ["data"]}}, "a.zip"),
+    ({"p.zip": {**ZIP, "roles": ["data"], "title": "p.zip"}}, "p.zip"),                      # no type
+    ({"meta": {**ZIP, "href": "https://x/m.xml", "type": "application/xml", "roles": ["data"]},
+      "raw": {**ZIP, "href": "https://x/raw", "type": "application/octet-stream", "roles": ["data"]}}, "raw"),  # eodag's rule
+    ({"ql": {**ZIP, "href": "https://x/q.jpg", "type": "image/jpeg", "roles": ["overview"]},
+      "product": {**ZIP, "title": "SENTINEL2A_X.zip", "roles": []}}, "product"),            # pyGeodes's rule
+])
+def test_zip_asset_is_found_as_tolerantly_as_peers(assets, picked):
+    from fullmaja_stac.geodes import parse_item
+
+    product = parse_item({"id": "URN:1", "properties": {"identifier": "SENTINEL2A_X"}, "assets": assets})
+    assert product.href == assets[picked]["href"] and product.problem is None
+
+
+def test_no_zip_asset_says_what_was_seen():
+    from fullmaja_stac.geodes import parse_item
+
+    product = parse_item({"id": "URN:1", "properties": {"identifier": "N"}, "assets": {
+        "ql": {"href": "https://x/q.jpg", "type": "image/jpeg", "roles": ["overview"]}}})
+    assert product.href is None and "ql (image/jpeg, roles overview)" in product.problem
+
+
+def test_search_shows_the_whole_name_on_80_columns_and_as_json(emu, tmp_path):
+    env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(tmp_path / "state"), "COLUMNS": "80"}
+    args = [sys.executable, "-m", "fullmaja_stac.cli", "search", "--tile", "31TCJ", "--orbit", "51",
+            "--start", "2020-06-01", "--end", "2020-06-30", "--geodes-url", emu.url]
+    table = subprocess.run(args, capture_output=True, text=True, env=env)
+    expected = _expected(emu, "31TCJ", 51, start=date(2020, 6, 1), end=date(2020, 6, 30))
+    assert table.returncode == 0 and expected
+    assert all(name in table.stdout for name in expected), table.stdout
+    assert max(len(line) for line in table.stdout.splitlines()) <= 80
+    listed = subprocess.run([*args, "--json"], capture_output=True, text=True, env=env)
+    rows = json.loads(listed.stdout)
+    assert [r["name"] for r in rows] == expected
+    assert all(r["acquired"][:10] == r["name"].split("_")[1][:8][:4] + "-" + r["name"].split("_")[1][4:6] + "-"
+               + r["name"].split("_")[1][6:8] for r in rows)
 
 
 def test_status_lists_a_geodes_fetch_without_peps_credentials(emu, tmp_path):

@@ -284,7 +284,7 @@ def test_two_processes_write_the_store_at_once(tmp_path):
     assert len(jobs) == 80 and all(j.progress == 39.0 for j in jobs if j.remote_id.endswith("-39"))
 
 
-def test_password_file_netrc_and_environment(tmp_path, monkeypatch):
+def test_password_file_netrc_and_environment(tmp_path, monkeypatch, capfd):
     secret = tmp_path / "peps.txt"
     secret.write_text("me@example.org s3cr3t\n")
     secret.chmod(0o600)
@@ -292,9 +292,13 @@ def test_password_file_netrc_and_environment(tmp_path, monkeypatch):
         warnings.simplefilter("error")
         creds = read_password_file(secret)
     assert creds.as_auth() == ("me@example.org", "s3cr3t") and "s3cr3t" not in repr(creds)
+    assert capfd.readouterr().err == ""
     secret.chmod(0o644)
-    with pytest.warns(UserWarning, match="chmod 600"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one plain line, not a Python warning with its source line
         read_password_file(secret)
+    err = capfd.readouterr().err
+    assert err.startswith("warning: ") and "chmod 600" in err and err.count("\n") == 1
     (tmp_path / "bad.txt").write_text("just-an-email\n")
     with pytest.raises(FullMajaError, match="email password"):
         read_password_file(tmp_path / "bad.txt")
@@ -325,3 +329,38 @@ def test_download_ingest_flag_lands_products_in_the_catalog(emu, store, tmp_path
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     items = list((tmp_path / "catalog").glob("maja-s2-l2a/*/*/*/*.json"))
     assert len(items) == len([u for u in job.results if "NOVALD" not in u])
+
+
+def test_status_document_with_another_suffix_and_a_plain_processing_status(store):
+    """The reference takes any wps:Reference as the status document and ignores what
+    PROCESSING_STATUS answers: a job whose Reference has no .json suffix still finishes."""
+    with PepsEmulator(speed=0, size=48, faults={"oddstatus"}) as emu:
+        client = PepsClient(emu.url, CREDS)
+        job = refresh(store, client, submit(store, client, REQUEST))
+        assert job.json_url and not job.json_url.endswith(".json")
+        assert _finish(emu, store, client, job).state == "FINISHED"
+
+
+def test_unreadable_status_says_what_came_back():
+    from fullmaja_stac.peps.wps import parse_status_json
+
+    with pytest.raises(PepsError, match="not JSON: '<html>maintenance"):
+        parse_status_json(b"<html>maintenance until 14:00</html>", "status")
+    with pytest.raises(PepsError, match="it says: '{\"status\": \"busy\"}'"):
+        parse_status_json(b'{"status": "busy"}', "status")
+
+
+def test_insecure_applies_to_the_named_host_only_and_says_so(monkeypatch, capfd):
+    import requests
+
+    from fullmaja_stac.config import allow_insecure
+
+    monkeypatch.delenv("FULLMAJA_STAC_INSECURE_HOSTS", raising=False)
+    assert make_session(None).merge_environment_settings("https://peps.cnes.fr/x", {}, None, None, None)["verify"] is not False
+    allow_insecure("https://peps.cnes.fr/resto/wps")
+    session = make_session(None)
+    assert session.merge_environment_settings("https://peps.cnes.fr/x", {}, None, None, None)["verify"] is False
+    assert session.merge_environment_settings("https://geodes-portal.cnes.fr/x", {}, None, None, None)["verify"] is not False
+    err = capfd.readouterr().err
+    assert "warning: TLS certificate checks are off for peps.cnes.fr" in err and err.count("\n") == 1
+    assert isinstance(session, requests.Session)

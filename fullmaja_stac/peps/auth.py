@@ -8,13 +8,39 @@ from __future__ import annotations
 import netrc
 import os
 import stat
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 from fullmaja_stac.config import ENV_AUTH_FILE, ENV_EMAIL, ENV_PASSWORD
-from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.errors import FullMajaError, warn_line
+
+
+def warn_if_readable_by_others(path: Path, what: str = "secret") -> None:
+    """One plain warning line when a file holding a secret can be read by other users; the
+    same rule for the PEPS password file, the GEODES key file and ~/.netrc."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        warn_line(f"{path} holds a {what} and is readable by other users; run: chmod 600 {path}")
+
+
+def netrc_entry(host: str) -> tuple[str, str, str] | None:
+    """The ~/.netrc entry for ``host``, warning (not failing silently) when the file is too
+    open or malformed."""
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    if not path.is_file():
+        return None
+    warn_if_readable_by_others(path, "password")
+    try:
+        return netrc.netrc(str(path)).authenticators(host)
+    except netrc.NetrcParseError as exc:
+        warn_line(f"{path} is ignored: {exc.msg} (line {exc.lineno})")
+    except OSError:
+        pass
+    return None
 
 
 @dataclass(frozen=True)
@@ -40,7 +66,7 @@ def read_password_file(path: Path) -> Credentials:
     if len(parts) != 2:
         raise FullMajaError(f"{path}: the first line must be 'email password' separated by one space")
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        warnings.warn(f"{path} is readable by other users; run: chmod 600 {path}", stacklevel=2)
+        warn_if_readable_by_others(path, "password")
     return Credentials(parts[0], parts[1], f"password file {path}")
 
 
@@ -52,10 +78,7 @@ def find_credentials(base_url: str, password_file: Path | None = None) -> Creden
     if os.environ.get(ENV_EMAIL) and os.environ.get(ENV_PASSWORD):
         return Credentials(os.environ[ENV_EMAIL], os.environ[ENV_PASSWORD], "environment")
     host = urlparse(base_url).hostname or ""
-    try:
-        entry = netrc.netrc().authenticators(host)
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        entry = None
+    entry = netrc_entry(host)
     if entry and entry[0] and entry[2]:
         return Credentials(entry[0], entry[2], f"~/.netrc ({host})")
     return None

@@ -8,11 +8,16 @@ never after a 500 or a read timeout.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from fullmaja_stac import __version__
+from fullmaja_stac.config import ENV_INSECURE_HOSTS, insecure_hosts
+from fullmaja_stac.errors import warn_line
 from fullmaja_stac.peps.auth import Credentials
 from fullmaja_stac.peps.wps import (
     ExecuteResponse, JobStatus, MajaRequest, PepsError, error_message, execute_params, parse_execute_response,
@@ -24,10 +29,34 @@ RETRY_STATUS = (429, 500, 502, 503, 504)
 SUBMIT_RETRY_STATUS = (429, 503)
 
 
+class _Session(requests.Session):
+    """A session that skips TLS verification for the hosts the user named, and only those."""
+
+    insecure: frozenset[str] = frozenset()
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        host = (urlsplit(url).hostname or "").lower()
+        if host in self.insecure:
+            settings["verify"] = False
+            if host not in _WARNED:
+                _WARNED.add(host)
+                warn_line(f"TLS certificate checks are off for {host} ({ENV_INSECURE_HOSTS}): anyone on the network "
+                          "path could read the credentials sent there")
+        return settings
+
+
+_WARNED: set[str] = set()
+
+
 def make_session(credentials: Credentials | None, retries: int = 5, backoff: float = 0.5,
                  idempotent: bool = True) -> requests.Session:
-    """A session with Basic auth and retries (fewer for a request that is not idempotent)."""
-    session = requests.Session()
+    """A session with Basic auth and retries (fewer for a request that is not idempotent).
+    Certificates are checked except for the hosts in ``FULLMAJA_STAC_INSECURE_HOSTS``."""
+    session = _Session()
+    session.insecure = insecure_hosts()
+    if session.insecure:
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # we say it once, in one line
     session.headers["User-Agent"] = f"fullmaja-stac/{__version__}"
     if credentials is not None:
         session.auth = credentials.as_auth()
@@ -72,5 +101,6 @@ class PepsClient:
         if json_url is None:
             state = "ACCEPTED" if answer.wps_state == "accepted" else "STALLED"
             return JobStatus(state, progress=answer.percent, message=answer.message), None
-        parse_execute_response(self._get(f"{self.base_url}/resto/wps", processing_status_params(job_id)), "PROCESSING_STATUS")
+        # refreshes the server's state; like the reference client, its answer's shape is not relied on
+        self._get(f"{self.base_url}/resto/wps", processing_status_params(job_id))
         return parse_status_json(self._get(json_url), json_url), json_url

@@ -9,7 +9,10 @@ for too-cloudy dates, ``unprocessed`` for split products, HTTP Range, and switch
 GEODES side: ``POST /api/stac/search`` (``query`` filters, page numbers, at most 80 a page,
 ``context.matched``), items whose zip asset describes its size, online state and MD5,
 ``GET /api/download/<URN>/files/<md5>`` behind ``X-API-Key`` (a wrong key loops on redirects),
-offline products, and ``POST /fastavailability``.
+offline products. Items have the shape of GEODES's real answers (eodag's recorded search):
+``datetime`` is the publication time, a day or more after ``start_datetime``/``end_datetime``
+(the sensing time); ``platform`` is ``S2A``/``S2B``; ``grid:code`` is ``T31TCJ``; assets are
+keyed by file name, the zip with roles ``data`` beside a quicklook with roles ``overview``.
 
 Document layout is kept exactly as the reference scripts parse it: the ExecuteResponse start
 tag on one line ending with ``statusLocation="…">``, and the ``wps:Reference`` on one line.
@@ -28,11 +31,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
+
+from pyproj import Transformer
 
 from fullmaja_stac.config import FIRST_PRODUCT_S, PER_DATE_S
 from fullmaja_stac.errors import FullMajaError
@@ -54,6 +59,7 @@ FAULTS = {
     "slow": "downloads are sent in slow chunks",
     "html": "downloads answer an HTML error page (first 2 attempts per file)",
     "corrupt": "downloads send a body of the right length with one byte changed (first 2 attempts per file)",
+    "oddstatus": "the status document's Reference has no .json suffix and PROCESSING_STATUS answers plain text",
 }
 GEODES_KEY = "demo-geodes-key"
 GEODES_SERIES = (("31TCJ", 51), ("31TCJ", 8), ("31TCH", 51))  # what the emulated archive holds
@@ -265,12 +271,13 @@ def _execute_response(emu: PepsEmulator, job: _Job, identifier: str, status_xml:
 
 
 def _status_outputs(emu: PepsEmulator, job: _Job) -> str:
+    href = f"{emu.url}/wps/outputs/status?job={job.id}" if "oddstatus" in emu.faults else f"{emu.url}/wps/outputs/{job.id}.json"
     return (
         "    <wps:ProcessOutputs>\n"
         "        <wps:Output>\n"
         "            <ows:Identifier>status</ows:Identifier>\n"
         "            <ows:Title>Processing status</ows:Title>\n"
-        f'            <wps:Reference href="{emu.url}/wps/outputs/{job.id}.json" mimeType="application/json"/>\n'
+        f'            <wps:Reference href="{href}" mimeType="application/json"/>\n'
         "        </wps:Output>\n"
         "    </wps:ProcessOutputs>\n"
     )
@@ -329,9 +336,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(429, b'{"error":"quota exceeded"}', "application/json", {"Retry-After": "1"})
         elif url.path == "/api/stac/search":
             self._geodes_search(body)
-        elif url.path == "/fastavailability":
-            wanted = set(body.get("identifiers") or [])
-            self._json(200, {"availability": {e["urn"]: e["online"] for e in emu.geodes_archive() if e["urn"] in wanted}})
         else:
             self._json(404, {"error": f"Not found: {url.path}"})
 
@@ -360,8 +364,12 @@ class _Handler(BaseHTTPRequestHandler):
         page = max(1, int(body.get("page") or 1))
         chunk = matched[(page - 1) * limit: page * limit]
         features = [self._geodes_item(e) for e in chunk]
-        self._json(200, {"type": "FeatureCollection", "features": features,
-                         "context": {"matched": len(matched), "returned": len(features), "limit": limit, "page": page}})
+        items = f"{emu.url}/api/stac/collections/THEIA_REFLECTANCE_SENTINEL2_L2A/items"
+        links = [{"rel": "self", "href": f"{items}?limit={limit}&page={page}", "type": "application/json"}]
+        if page * limit < len(matched):
+            links.append({"rel": "next", "href": f"{items}?limit={limit}&page={page + 1}", "type": "application/json"})
+        self._json(200, {"type": "FeatureCollection", "features": features, "links": links,
+                         "context": {"matched": len(matched), "returned": len(features), "limit": limit}})
 
     def _geodes_landing(self) -> None:
         """Enough of a STAC API landing page for pystac-client to find the search endpoint."""
@@ -382,20 +390,38 @@ class _Handler(BaseHTTPRequestHandler):
         data = path.read_bytes()
         md5 = hashlib.md5(data).hexdigest()  # noqa: S324 - what GEODES publishes
         spec = e["spec"]
-        when = spec.acquired.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        sensed = spec.acquired.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        published = (spec.acquired + timedelta(days=1, hours=15, minutes=2)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        to_ll = Transformer.from_crs(spec.grid.epsg, 4326, always_xy=True)
+        extent = self.emulator.size * 10
+        ring = [to_ll.transform(x, y) for x, y in ((spec.grid.ulx, spec.grid.uly), (spec.grid.ulx + extent, spec.grid.uly),
+                                                   (spec.grid.ulx + extent, spec.grid.uly - extent),
+                                                   (spec.grid.ulx, spec.grid.uly - extent), (spec.grid.ulx, spec.grid.uly))]
+        lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+        base = f"{emu.url}/api/stac"
         return {
-            "type": "Feature", "stac_version": "1.0.0", "id": e["urn"], "collection": "THEIA_REFLECTANCE_SENTINEL2_L2A",
-            "geometry": None, "bbox": None,
-            "properties": {"identifier": e["name"], "datetime": when, "start_datetime": when, "end_datetime": when,
-                           "eo:cloud_cover": e["cloud"], "sat:relative_orbit": e["orbit"], "grid:code": f"T{e['tile']}",
-                           "platform": spec.platform},
-            "assets": {path.name: {
-                "href": f"{emu.url}/api/download/{e['urn']}/files/{md5}", "type": "application/zip", "roles": ["data"],
-                "title": path.name,
-                "description": f"File size: {len(data)} bytes\nIs online: {'true' if e['online'] else 'false'}\n"
-                               f"Checksum MD5: {md5}",
-            }},
-            "links": [],
+            "type": "Feature", "stac_version": "1.0.0-beta.2", "id": e["urn"], "collection": "THEIA_REFLECTANCE_SENTINEL2_L2A",
+            "geometry": {"type": "Polygon", "coordinates": [[list(p) for p in ring]]},
+            "bbox": [min(lons), min(lats), max(lons), max(lats)],
+            "properties": {"identifier": e["name"], "datetime": published, "start_datetime": sensed,
+                           "end_datetime": sensed, "eo:cloud_cover": e["cloud"], "sat:relative_orbit": e["orbit"],
+                           "grid:code": f"T{e['tile']}", "platform": f"S2{spec.platform[-1]}", "instrument": "MSI",
+                           "processing:level": "L2A", "latest": True,
+                           "endpoint_url": f"https://s3.datalake.invalid/theia/{e['name']}.zip"},
+            "assets": {
+                f"{e['name']}_QKL_ALL.jpg": {
+                    "href": f"{emu.url}/api/quicklook/{e['urn']}/files/0", "type": "image/jpeg", "roles": ["overview"],
+                    "title": f"{e['name']}_QKL_ALL.jpg",
+                    "description": "File size: 18684 bytes\n\nIs reference: false\n\nIs online: true\n\nDatatype: QUICKLOOK_SD"},
+                path.name: {
+                    "href": f"{emu.url}/api/download/{e['urn']}/files/{md5}", "type": "application/zip", "roles": ["data"],
+                    "title": path.name,
+                    "description": f"File size: {len(data)} bytes\n\nIs reference: false\n\nIs online: "
+                                   f"{'true' if e['online'] else 'false'}\n\nDatatype: RAWDATA\n\nChecksum MD5: {md5}"},
+            },
+            "links": [{"rel": "root", "href": base, "type": "application/json"},
+                      {"rel": "collection", "href": f"{base}/collections/THEIA_REFLECTANCE_SENTINEL2_L2A",
+                       "type": "application/json"}],
         }
 
     def _geodes_download(self, urn: str) -> None:
@@ -414,7 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
         if entry is None:
             self._json(404, {"error": f"Unknown product {urn}"})
         elif not entry["online"]:
-            self._json(409, {"error": "Product is offline; request its staging with /fastavailability"})
+            self._json(409, {"error": "Product is offline"})
         else:
             self._serve_file(emu.geodes_file(entry))
 
@@ -424,6 +450,11 @@ class _Handler(BaseHTTPRequestHandler):
         emu.requests.append((self.command, self.path, dict(self.headers)))
         if url.path in ("/api/stac", "/api/stac/"):
             self._geodes_landing()
+            return
+        if re.fullmatch(r"/api/stac/collections/[^/]+/items", url.path):
+            # where GEODES's `next` links point: the collection's items, the search's filters lost
+            params = parse_qs(url.query)
+            self._geodes_search({"limit": (params.get("limit") or ["20"])[0], "page": (params.get("page") or ["1"])[0]})
             return
         if m := re.fullmatch(r"/api/download/([^/]+)/files/([0-9a-f]+)", url.path):
             if emu.fault_once("429", "download") or emu.fault_once("500", "download"):
@@ -451,6 +482,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._status_xml(user, m.group(1))
         elif m := re.fullmatch(r"/wps/outputs/(\d+)\.json", url.path):
             self._status_json(user, m.group(1))
+        elif url.path == "/wps/outputs/status" and "oddstatus" in self.emulator.faults:
+            self._status_json(user, (parse_qs(url.query).get("job") or [""])[0])
         elif m := re.fullmatch(r"/wps/outputs/(\d+)\.log", url.path):
             self._send(200, f"job {m.group(1)}: see message\n".encode(), "text/plain")
         elif m := re.fullmatch(r"/cgi-bin/mapcache_results/maja/(\d+)/([\w.-]+\.zip)", url.path):
@@ -484,7 +517,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(200, body, "text/xml")
         elif identifier == "PROCESSING_STATUS":
             job = self._job(user, inputs.get("wps_id", ""))
-            if job is not None:
+            if job is not None and "oddstatus" in emu.faults:
+                self._send(200, b"status refreshed\n", "text/plain")
+            elif job is not None:
                 status, _, _ = emu.state(job)
                 body = _execute_response(emu, job, "PROCESSING_STATUS",
                                          f"<wps:ProcessSucceeded>Status refreshed: {status}</wps:ProcessSucceeded>")

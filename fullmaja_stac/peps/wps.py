@@ -122,11 +122,9 @@ def parse_execute_response(data: bytes, source: str = "PEPS") -> ExecuteResponse
                 state = "failed"
                 texts = [t.text.strip() for t in child.iter(f"{{{OWS_NS}}}ExceptionText") if t.text]
                 message = "; ".join(texts) or message
-    json_url = None
-    for ref in root.iter(f"{{{WPS_NS}}}Reference"):
-        href = ref.get("href") or ref.get(f"{{{XLINK_NS}}}href")
-        if href and href.split("?", 1)[0].endswith(".json"):
-            json_url = href
+    # the status document: any wps:Reference, as the reference client takes it (a .json one first)
+    hrefs = [h for h in (ref.get("href") or ref.get(f"{{{XLINK_NS}}}href") for ref in root.iter(f"{{{WPS_NS}}}Reference")) if h]
+    json_url = next((h for h in hrefs if h.split("?", 1)[0].endswith(".json")), hrefs[0] if hrefs else None)
     return ExecuteResponse(location, m.group(1) if m else None, state, percent, message, json_url)
 
 
@@ -150,7 +148,8 @@ def parse_status_json(data: bytes, source: str = "PEPS") -> JobStatus:
         raise PepsError(f"{source}: {doc.get('ErrorMessage') or 'error'} (code {doc.get('ErrorCode')})")
     info = doc.get("USER_INFO") if isinstance(doc, dict) else None
     if not isinstance(info, dict) or "job_status" not in info:
-        raise PepsError(f"{source}: the job status JSON has no USER_INFO.job_status")
+        snippet = data[:160].decode("utf-8", "replace").strip().replace("\n", " ")
+        raise PepsError(f"{source}: the job status has no USER_INFO.job_status; it says: {snippet!r}")
     progress = info.get("process")
     try:
         value = float(str(progress).strip().rstrip("%")) if progress not in (None, "") else None
