@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.httpserver import LoopbackServer, parse_range
+from fullmaja_stac.httpserver import IDLE_TIMEOUT, LoopbackServer, parse_range
 
 BROWSER_PREFIX = "/browser/"
 MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "image/tiff", ".jpg": "image/jpeg",
@@ -47,13 +47,14 @@ def browser_config(catalog: Path, catalog_url: str) -> bytes:
 
 
 class CatalogServer(LoopbackServer):
-    def __init__(self, catalog: Path, port: int = 8000, host: str = "127.0.0.1", browser: Path | None = None) -> None:
+    def __init__(self, catalog: Path, port: int = 8000, host: str = "127.0.0.1", browser: Path | None = None,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.catalog = Path(catalog).resolve()
         if not (self.catalog / "catalog.json").exists():
             raise FullMajaError(f"{catalog}: no catalog.json here; run `fullmaja-stac ingest` or `fullmaja-stac demo` first")
         self.browser = browser.resolve() if browser else None
         try:
-            super().__init__(type("Handler", (_Handler,), {"server_ref": self}), host, port, "catalog-server")
+            super().__init__(type("Handler", (_Handler,), {"server_ref": self}), host, port, "catalog-server", idle_timeout)
         except OSError as exc:
             raise FullMajaError(f"cannot listen on {host}:{port} ({exc.strerror}); try another --port") from None
 
@@ -107,8 +108,13 @@ class _Handler(BaseHTTPRequestHandler):
             base, rel = srv.browser, rel or "index.html"
         else:
             base, rel = srv.catalog, path.lstrip("/") or "catalog.json"
-        target = (base / rel).resolve()
-        if not target.is_relative_to(base) or not target.is_file():
+        if "\x00" in rel or len(rel) > 4096 or any(len(part) > 255 for part in rel.split("/")):
+            return None  # no file can have such a name
+        try:
+            target = (base / rel).resolve()
+            if not target.is_relative_to(base) or not target.is_file():
+                return None
+        except (OSError, ValueError):  # a name the file system refuses
             return None
         return target
 
@@ -127,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return
         if target is None:
-            self._error(404, f"not found: {path}")
+            self._error(404, f"not found: {path[:200]!r}" if not path.isprintable() else f"not found: {path[:200]}")
             return
         if isinstance(target, bytes):
             data, media = target, "text/javascript"

@@ -32,3 +32,62 @@ def test_cors_and_range_for_cogs(catalog):
         assert pre.status_code == 204 and "Range" in pre.headers["Access-Control-Allow-Headers"]
         assert requests.get(f"{server.url}/../../etc/passwd").status_code == 404
         assert requests.get(f"{server.url}/catalog.json").json()["type"] == "Catalog"
+
+
+# ----------------------------------------------------------------------------- hostile requests
+
+
+def _raw(url: str, request: bytes, timeout: float = 10) -> bytes:
+    """Send raw bytes (requests would refuse to send these paths) and read the answer."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+
+
+def test_nul_bytes_long_names_and_odd_ranges_get_an_answer(catalog, capfd):
+    cog = next(catalog.glob("maja-s2-l2a/*/*/*/*_FRE_B4.tif"))
+    rel = cog.relative_to(catalog).as_posix()
+    size = cog.stat().st_size
+    with CatalogServer(catalog, port=0) as server:
+        for path in (b"/%00", b"/catalog%00.json", b"/" + b"a" * 300, b"/" + b"a/" * 3000 + b"x", b"/%ff%fe"):
+            answer = _raw(server.url, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 404") or answer.startswith(b"HTTP/1.1 400") \
+                or answer.startswith(b"HTTP/1.0 414"), (path[:40], answer[:80])
+        huge = requests.get(f"{server.url}/{rel}", headers={"Range": "bytes=0-" + "9" * 5000}, timeout=10)
+        assert huge.status_code == 200 and len(huge.content) == size  # not a range we can serve: the whole file
+        inverted = requests.get(f"{server.url}/{rel}", headers={"Range": "bytes=5-3"}, timeout=10)
+        assert inverted.status_code == 200 and len(inverted.content) == size  # RFC 9110: ignored
+        past = requests.get(f"{server.url}/{rel}", headers={"Range": f"bytes={size + 10}-"}, timeout=10)
+        assert past.status_code == 416 and past.headers["Content-Range"] == f"bytes */{size}"
+        assert requests.get(f"{server.url}/catalog.json", timeout=10).status_code == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err, err
+
+
+def test_idle_connections_are_closed_and_do_not_starve_others(catalog):
+    """More idle connections than worker threads: each is closed after the idle timeout, and
+    a real request made meanwhile is still answered."""
+    import socket
+    import time
+    from urllib.parse import urlsplit
+
+    with CatalogServer(catalog, port=0, idle_timeout=1.0) as server:
+        parts = urlsplit(server.url)
+        idle = [socket.create_connection((parts.hostname, parts.port), timeout=10) for _ in range(80)]
+        start = time.monotonic()
+        assert requests.get(f"{server.url}/catalog.json", timeout=20).status_code == 200
+        assert time.monotonic() - start < 10
+        for sock in idle:
+            assert sock.recv(1) == b""  # closed by the server, not left open forever
+            sock.close()
+        assert server.httpd.request_queue_size >= 128
