@@ -19,13 +19,21 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from multiprocessing import get_context
 from pathlib import Path
 
 import orjson
 
-from fullmaja_stac.api_search import BOOLEAN, GEOMETRY, INTEGER, NUMBER, STRING, TIMESTAMP, Queryable
+from fullmaja_stac.api_search import (
+    BOOLEAN,
+    GEOMETRY,
+    INTEGER,
+    NUMBER,
+    STRING,
+    TIMESTAMP,
+    Queryable,
+)
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.lifeline import die_with_parent, worker_context
 from fullmaja_stac.stac.catalog import read_json, tile_years
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
@@ -211,7 +219,7 @@ def _rows_by_part(todo: list[str], current: dict, catalog: Path, workers: int) -
         for part in todo:
             yield part, read_rows(current[part].item_paths(), catalog)
         return
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=die_with_parent) as pool:
         futures = {part: pool.submit(read_rows, current[part].item_paths(), catalog) for part in todo}
         for part in todo:
             yield part, futures[part].result()

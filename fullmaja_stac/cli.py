@@ -442,7 +442,10 @@ def _print_download_report(report) -> None:
                   "failed": "red"}[d.status]
         console.print(f"  {d.date}  [{colour}]{d.status:>13}[/]  {d.name}" + (f"  {d.error}" if d.error else ""),
                       highlight=False, soft_wrap=True)
-    console.print(f"  report: {report.report_path}")
+    if report.report_path:
+        console.print(f"  report: {report.report_path}")
+    if report.disk_full:
+        err_console.print(report.disk_full, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -6,18 +6,53 @@ traceback.
 
 from __future__ import annotations
 
+import re
+
+_URL_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]+:)[^@\s/]*@")
+
+
+def mask_secrets(text: str) -> str:
+    """Text with the password of any ``scheme://user:password@host`` URL replaced by ***."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
+def without_userinfo(url: str) -> str:
+    """A URL without ``user:password@``: what is stored and shown."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1", url)
+
 
 class FullMajaError(Exception):
-    """Base class for errors caused by input, configuration or a remote service."""
+    """Base class for errors caused by input, configuration or a remote service. Its text
+    never shows a password written into a URL."""
+
+    def __str__(self) -> str:
+        return mask_secrets(super().__str__())
 
 
 class ProductError(FullMajaError):
     """A MAJA product that cannot be read; names the file and what is wrong with it."""
 
     def __init__(self, path: object, problem: str) -> None:
-        self.path = str(path)
+        self.path = printable_path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+    def reason_within(self, product: object) -> str:
+        """The problem, naming the file inside ``product`` it is about (if it is not the
+        product itself): what a per-product report line needs."""
+        base = printable_path(product)
+        if self.path != base and self.path.startswith(base):
+            inner = self.path[len(base):].lstrip("/!")
+            return f"{inner}: {self.problem}"
+        return self.problem
+
+
+def printable_path(path: object) -> str:
+    """A path as text that can always be printed: bytes that are not UTF-8 (a folder name
+    from another system) are shown as \\x escapes instead of breaking the output."""
+    import os
+
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
 def warn_line(text: str) -> None:

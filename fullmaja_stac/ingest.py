@@ -7,21 +7,28 @@ process, under a lock, one complete item at a time.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
 from fullmaja_stac.cog import CogResult, convert, multihash_sha256
-from fullmaja_stac.errors import FullMajaError, ProductError
+from fullmaja_stac.errors import FullMajaError, ProductError, printable_path
 from fullmaja_stac.footprint import valid_footprint
-from fullmaja_stac.maja.product import MTD_SUFFIX, MajaProduct, read_identity, read_member, read_product
+from fullmaja_stac.lifeline import die_with_parent, worker_context
+from fullmaja_stac.maja.product import (
+    MTD_SUFFIX,
+    MajaProduct,
+    read_identity,
+    read_member,
+    read_product,
+)
 from fullmaja_stac.stac.catalog import CatalogStore, Placement, placement, split_version
 from fullmaja_stac.stac.item import Provenance, build_item
 
@@ -64,24 +71,40 @@ class IngestReport:
         return not self.failed
 
 
-def find_products(inputs: Iterable[Path]) -> list[Path]:
-    """Zips and product folders given directly or found one level inside given folders."""
+def find_products(inputs: Iterable[Path], problems: list[tuple[str, str]] | None = None) -> list[Path]:
+    """Zips and product folders given directly or found one level inside given folders.
+
+    What cannot be a product (a pipe named ``*.zip``, a folder ``*.zip`` without a product)
+    is added to ``problems`` as (path, reason) instead of stopping the others; when nothing
+    at all is found, a FullMajaError says so."""
+    problems = problems if problems is not None else []
     found: list[Path] = []
-    for path in map(Path, inputs):
+    given = [Path(p) for p in inputs]
+    for path in given:
         if not path.exists():
-            raise FullMajaError(f"{path}: no such file or folder")
+            raise FullMajaError(f"{printable_path(path)}: no such file or folder")
         if path.is_file():
             found.append(path.parent if path.name.endswith(MTD_SUFFIX) else path)
+        elif not path.is_dir():
+            problems.append((printable_path(path), "not a regular file or folder (a pipe, a socket or a device?)"))
         elif any(path.glob(f"*{MTD_SUFFIX}")):
             found.append(path)
         else:
             for child in sorted(path.iterdir()):
                 if child.name.startswith("."):
                     continue
-                if child.is_file() and child.suffix.lower() == ".zip":
+                looks_zip = child.suffix.lower() == ".zip"
+                if child.is_file() and looks_zip:
                     found.append(child)
                 elif child.is_dir() and any(child.glob(f"*{MTD_SUFFIX}")):
                     found.append(child)
+                elif looks_zip:
+                    kind = "a folder without a MAJA product" if child.is_dir() else "not a regular file"
+                    problems.append((printable_path(child), f"named .zip but {kind}"))
+    if not found and not problems:
+        names = ", ".join(printable_path(p) for p in given[:3]) + (" …" if len(given) > 3 else "")
+        raise FullMajaError(f"no MAJA product found in {names}: give product zips, product folders, "
+                            "or folders that hold them")
     return list(dict.fromkeys(found))
 
 
@@ -136,17 +159,24 @@ def ingest(
     observer = observer or _Silent()
     workers = workers or os.cpu_count() or 1
     report = IngestReport()
-    products = find_products(inputs)
+    products = find_products(inputs, report.failed)
     provenance = {**load_provenance(products), **(provenance or {})}
     store = CatalogStore(catalog)
     observer.started(len(products))
-    with store.lock():
-        store.clean_staging()
-        store.ensure_root()
-        try:
-            _ingest_locked(products, store, report, observer, workers, scheduler, provenance, now)
-        finally:
-            store.flush()  # tile catalogs and collection, once per run, even after a failure
+    try:
+        with store.lock():
+            store.clean_staging()
+            store.ensure_root()
+            try:
+                _ingest_locked(products, store, report, observer, workers, scheduler, provenance, now)
+            finally:
+                store.flush()  # tile catalogs and collection, once per run, even after a failure
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise FullMajaError(f"no space left on the device of {printable_path(catalog)} while writing the catalog; "
+                            f"{len(report.added) + len(report.replaced)} products were added before; free some space "
+                            "and run the same command again (every file on disk is still whole)") from None
     return report
 
 
@@ -187,7 +217,7 @@ def _executor(workers: int, scheduler: str | None):
             if cluster is not None:
                 cluster.close()
     elif workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("forkserver")) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=die_with_parent) as pool:
             yield pool.submit
     else:
         yield _run_inline
@@ -231,8 +261,8 @@ def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: In
             return None
         product = read_product(path)
     except ProductError as exc:
-        report.failed.append((str(path), exc.problem))
-        observer.product_done(path.name, "failed")
+        report.failed.append((printable_path(path), exc.reason_within(path)))
+        observer.product_done(printable_path(path.name), "failed")
         return None
     plans = plan_assets(product)
     staging = store.staging_dir(where)
@@ -259,7 +289,7 @@ def _run(todo, store, report, observer, submit, provenance, now) -> None:
                 try:
                     work.results[plan.key] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the product fails, the others go on
-                    work.error = work.error or (exc.problem if isinstance(exc, ProductError) else f"{type(exc).__name__}: {exc}")
+                    work.error = work.error or _reason(exc, work, plan)
                 work.pending -= 1
                 observer.raster_done(work.product.id)
                 if work.pending == 0:
@@ -270,6 +300,25 @@ def _run(todo, store, report, observer, submit, provenance, now) -> None:
         for work in todo:
             if work.staging.exists():
                 shutil.rmtree(work.staging, ignore_errors=True)
+
+
+def _reason(exc: Exception, work: _Work, plan: AssetPlan) -> str:
+    """One line for a failed conversion; a full disk is said as such, with where."""
+    if isinstance(exc, ProductError):
+        return exc.reason_within(work.product.source)
+    if _disk_full(work.staging, exc):
+        return (f"no space left on the device of {printable_path(work.staging.parent)} while writing "
+                f"{plan.filename}; free some space and run the same command again")
+    return f"{plan.raster.path}: {type(exc).__name__}: {exc}"
+
+
+def _disk_full(folder: Path, exc: Exception) -> bool:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "No space left" in str(exc):
+        return True
+    try:  # GDAL often says only "Unknown GDAL Error" or "TIFFWriteDirectoryTagData": look at the disk
+        return shutil.disk_usage(folder if folder.exists() else folder.parent).free < 1 << 20
+    except OSError:
+        return False
 
 
 def _pixels(product: MajaProduct, plan: AssetPlan) -> int:
@@ -289,6 +338,9 @@ def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, pr
             store.commit(work.where, item, work.staging)
         except ProductError as exc:
             work.error = exc.problem
+        except OSError as exc:
+            work.error = (f"no space left on the device of {printable_path(work.staging.parent)}; free some space and "
+                          "run the same command again") if _disk_full(work.staging, exc) else f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 - one product's failure must not stop the others
             work.error = f"{type(exc).__name__}: {exc}"
     if work.error is not None:

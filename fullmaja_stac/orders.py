@@ -14,11 +14,11 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from fullmaja_stac.config import DOWNLOAD_CONCURRENCY, FIRST_PRODUCT_S, PER_DATE_S
-from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.errors import FullMajaError, without_userinfo
 from fullmaja_stac.jobs import FileRecord, Job, JobStore, utcnow
 from fullmaja_stac.maja.orbits import passes
 from fullmaja_stac.peps.client import PepsClient
-from fullmaja_stac.peps.download import DownloadError, download, file_digests
+from fullmaja_stac.peps.download import DiskFullError, DownloadError, download, file_digests
 from fullmaja_stac.peps.wps import (
     ACCEPTED, CANCELED, ERROR, FINISHED, PENDING, TERMINAL, MajaRequest, PepsError, parse_execute_response,
 )
@@ -41,7 +41,7 @@ def submit(store: JobStore, client: PepsClient, request: MajaRequest, log_file: 
     answer, raw = client.submit(request)
     if log_file is not None:
         log_file.write_bytes(raw)  # verbatim, as full_maja_process.py -g/-l writes it
-    return store.add_job(PROVIDER, client.base_url, answer.job_id, answer.status_location, request.as_dict(), ACCEPTED,
+    return store.add_job(PROVIDER, without_userinfo(client.base_url), answer.job_id, answer.status_location, request.as_dict(), ACCEPTED,
                          resubmitted_from=resubmitted_from, log_file=str(log_file) if log_file else None)
 
 
@@ -58,7 +58,7 @@ def import_log(store: JobStore, path: Path) -> Job:
     if not answer.status_location or not answer.job_id:
         raise FullMajaError(f"{path}: no statusLocation with a pywps-<id>.xml job id in this log file")
     parts = urlparse(answer.status_location)
-    base_url = f"{parts.scheme}://{parts.netloc}"
+    base_url = without_userinfo(f"{parts.scheme}://{parts.netloc}")
     return store.add_job(PROVIDER, base_url, answer.job_id, answer.status_location, None, ACCEPTED, log_file=str(path))
 
 
@@ -176,10 +176,11 @@ class DownloadReport:
     unprocessed: int
     dates: list[DateReport] = field(default_factory=list)
     report_path: Path | None = None
+    disk_full: str | None = None  # the one line to show when the disk filled up
 
     @property
     def ok(self) -> bool:
-        return all(d.status != "failed" for d in self.dates)
+        return all(d.status != "failed" for d in self.dates) and self.disk_full is None
 
     def count(self, status: str) -> int:
         return sum(1 for d in self.dates if d.status == status)
@@ -239,6 +240,8 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
                            expected_size=remote.size, on_bytes=on_bytes)
         except DownloadError as exc:
             observer.file_done(remote.name, "failed")
+            if isinstance(exc, DiskFullError):
+                report.disk_full = report.disk_full or str(exc)
             return DateReport(_date_of(remote.name), remote.name, "failed", error=str(exc))
         store.add_file(FileRecord(job.id, remote.name, remote.url, str(got.path), got.size, got.sha256, got.md5, utcnow()))
         observer.file_done(remote.name, "downloaded")
@@ -248,7 +251,13 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
         for future in as_completed([pool.submit(fetch, remote) for remote in todo]):
             report.dates.append(future.result())
     report.dates.sort(key=lambda d: (d.date or "", d.name))
-    report.report_path = _write_report(out, job, report, provider.files(job))
+    try:
+        report.report_path = _write_report(out, job, report, provider.files(job))
+    except OSError as exc:  # the report is small, but the disk may be full to the last byte
+        report.disk_full = report.disk_full or f"no space left to write the report in {out} ({exc.strerror or exc})"
+    if report.disk_full:
+        complete = report.count("downloaded") + report.count("already there")
+        report.disk_full = f"{report.disk_full}; {complete} products complete, free some space and run the same command again"
     return report
 
 

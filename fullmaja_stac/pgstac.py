@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fullmaja_stac.consume import href_under, read_item
-from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.errors import FullMajaError, mask_secrets
 from fullmaja_stac.stac.catalog import read_json, tile_years
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
@@ -46,7 +46,7 @@ class PublishReport:
 
 def masked_dsn(dsn: str) -> str:
     """The DSN with its password hidden, for messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", dsn)
+    return mask_secrets(dsn)
 
 
 def _one_line(exc: Exception) -> str:

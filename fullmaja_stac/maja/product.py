@@ -172,8 +172,15 @@ class _Container:
             path = path.parent  # the MTD itself was given: read its folder
         self.path = path
         self.zip: zipfile.ZipFile | None = None
+        try:
+            str(path.resolve()).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProductError(path, "the path is not valid UTF-8, which GDAL cannot open; rename the folder or file "
+                                     "(e.g. with convmv) and ingest it again") from None
         if path.is_dir():
             mtds = sorted(p.name for p in path.iterdir() if p.name.endswith(MTD_SUFFIX))
+            if mtds and (path / mtds[0]).is_dir():
+                raise ProductError(path / mtds[0], "is a folder, not the product's metadata file")
             self._check_one(mtds)
             self.mtd = mtds[0]
             self.prefix = ""
@@ -181,6 +188,8 @@ class _Container:
             return
         if not path.exists():
             raise ProductError(path, "no such file or folder")
+        if not path.is_file():
+            raise ProductError(path, "not a regular file or folder (a pipe, a socket or a device?)")
         try:
             self.zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile:
@@ -218,12 +227,20 @@ class _Container:
                     raise ProductError(where, f"{info.file_size} bytes is too large for a metadata file")
                 return self.zip.read(info)
             full = self.path / relative
+            if full.is_dir():
+                raise ProductError(where, "is a folder where the product should have a file")
+            if not full.is_file() and full.exists():
+                raise ProductError(where, "is not a regular file")
             if full.stat().st_size > MAX_XML_BYTES:
                 raise ProductError(where, "too large for a metadata file")
             return full.read_bytes()
         except KeyError:
-            raise ProductError(where, "missing") from None
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise ProductError(where, "missing from the product") from None
+        except OSError as exc:
+            if self.zip is None:
+                raise ProductError(where, f"cannot be read ({exc.strerror or exc})") from None
+            raise ProductError(where, f"unreadable ({exc}); the archive is corrupt") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise ProductError(where, f"unreadable ({exc}); the archive is corrupt") from None
 
     def close(self) -> None:

@@ -10,9 +10,9 @@ import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
-from fullmaja_stac.config import ENV_AUTH_FILE, ENV_EMAIL, ENV_PASSWORD
+from fullmaja_stac.config import ENV_AUTH_FILE, ENV_EMAIL, ENV_PASSWORD, ENV_PEPS_URL
 from fullmaja_stac.errors import FullMajaError, warn_line
 
 
@@ -78,6 +78,10 @@ def find_credentials(base_url: str, password_file: Path | None = None) -> Creden
     if os.environ.get(ENV_EMAIL) and os.environ.get(ENV_PASSWORD):
         return Credentials(os.environ[ENV_EMAIL], os.environ[ENV_PASSWORD], "environment")
     host = urlparse(base_url).hostname or ""
+    for url in (base_url, os.environ.get(ENV_PEPS_URL, "")):  # user:password@ written into the URL
+        parts = urlparse(url)
+        if parts.hostname == host and parts.username and parts.password:
+            return Credentials(unquote(parts.username), unquote(parts.password), "the PEPS URL")
     entry = netrc_entry(host)
     if entry and entry[0] and entry[2]:
         return Credentials(entry[0], entry[2], f"~/.netrc ({host})")

@@ -17,7 +17,7 @@ from urllib3.util.retry import Retry
 
 from fullmaja_stac import __version__
 from fullmaja_stac.config import ENV_INSECURE_HOSTS, insecure_hosts
-from fullmaja_stac.errors import warn_line
+from fullmaja_stac.errors import warn_line, without_userinfo
 from fullmaja_stac.peps.auth import Credentials
 from fullmaja_stac.peps.wps import (
     ExecuteResponse, JobStatus, MajaRequest, PepsError, error_message, execute_params, parse_execute_response,
@@ -71,7 +71,7 @@ def make_session(credentials: Credentials | None, retries: int = 5, backoff: flo
 
 class PepsClient:
     def __init__(self, base_url: str, credentials: Credentials | None, session: requests.Session | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url = without_userinfo(base_url).rstrip("/")  # credentials travel as auth, never in URLs
         self.session = session or make_session(credentials)
         self._submit_session = make_session(credentials, retries=3, idempotent=False)
 

@@ -9,6 +9,8 @@ pass the zip's own CRC check; only then is it renamed to its final name.
 
 from __future__ import annotations
 
+import errno
+
 import hashlib
 import os
 import queue
@@ -41,6 +43,17 @@ class TransientDownloadError(Exception):
 
 class DownloadError(FullMajaError):
     """The file could not be fetched intact; says which and why."""
+
+
+class DiskFullError(DownloadError):
+    """No space left where the file is written: not worth a retry. The .part of that file is
+    removed, so that what did complete can still be recorded; the next run fetches it again."""
+
+
+def _write_failure(exc: OSError, part: Path) -> DownloadError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(f"no space left on the device of {part.parent} while writing {part.name.removesuffix('.part')}")
+    return DownloadError(f"cannot write {part} ({exc.strerror or exc})")
 
 
 @dataclass(frozen=True)
@@ -166,15 +179,20 @@ def _attempt(session: requests.Session, url: str, part: Path, headers: dict,
                 total = int(length) if length is not None else None
             mode = "ab" if offset else "wb"
             first = offset == 0
-            with open(part, mode) as fh:
-                for chunk in response.iter_content(STREAM_CHUNK):
-                    if first:
-                        if not chunk.startswith(ZIP_MAGIC[: len(chunk)]):
-                            raise TransientDownloadError("the body is not a zip (an error page?)", restart=True)
-                        first = False
-                    fh.write(chunk)
-                    hasher.feed(chunk)
-                    on_bytes(len(chunk), total)
+            try:
+                with open(part, mode) as fh:
+                    for chunk in response.iter_content(STREAM_CHUNK):
+                        if first:
+                            if not chunk.startswith(ZIP_MAGIC[: len(chunk)]):
+                                raise TransientDownloadError("the body is not a zip (an error page?)", restart=True)
+                            first = False
+                        fh.write(chunk)
+                        hasher.feed(chunk)
+                        on_bytes(len(chunk), total)
+            except OSError as exc:  # a local write failed (full disk, quota, permissions): not transient
+                if isinstance(exc, (requests.RequestException,)):
+                    raise
+                raise _write_failure(exc, part) from None
     except requests.TooManyRedirects:
         raise DownloadError(f"{url}: redirect loop; the credentials or API key are probably wrong") from None
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
@@ -234,5 +252,8 @@ def download(session: requests.Session, url: str, target: Path, *, headers: dict
                     raise TransientDownloadError(f"{size} bytes, the provider announced {expected_size}")
     except TransientDownloadError as exc:
         raise DownloadError(f"{url}: gave up after {attempts} attempts: {exc}") from None
+    except DiskFullError:
+        part.unlink(missing_ok=True)
+        raise
     os.replace(part, target)
     return Downloaded(target, size, sha256, md5, resumed_from)

@@ -19,10 +19,10 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
-from multiprocessing import get_context
 from pathlib import Path
 
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.lifeline import die_with_parent, worker_context
 
 BUNDLED_SCHEMA_MAP = Path(str(files("fullmaja_stac").joinpath("data", "stac-schemas", "schema-map.json")))
 CORE = {"Catalog": "catalog-spec/json-schema/catalog.json", "Collection": "collection-spec/json-schema/collection.json",
@@ -175,7 +175,7 @@ def validate_catalog(catalog: Path, schema_map: Path | None = BUNDLED_SCHEMA_MAP
     if workers > 1:
         chunk = max(50, len(paths) // (workers * 4))
         parts = [paths[i:i + chunk] for i in range(0, len(paths), chunk)]
-        with ProcessPoolExecutor(workers, mp_context=get_context("forkserver")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=worker_context(), initializer=die_with_parent) as pool:
             checked = [row for rows in pool.map(_check, parts, [key] * len(parts), [online] * len(parts)) for row in rows]
     else:
         checked = _check(paths, key, online)

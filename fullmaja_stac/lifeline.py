@@ -1,0 +1,43 @@
+"""Worker processes must not outlive the command that started them.
+
+Our process pools use multiprocessing's forkserver: a server process forks the workers. If
+the command is killed with SIGKILL, nothing in Python runs, and the forkserver, its workers
+(still converting rasters) and the resource tracker were left behind. On Linux, each of
+them now asks the kernel to kill it when its parent dies (``PR_SET_PDEATHSIG``): the
+forkserver when the command dies (``_forkserver_lifeline`` is preloaded into it), each
+worker when the forkserver dies (the pool initializer). The resource tracker then sees its
+pipe close and exits by itself.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+from multiprocessing import get_context
+
+PR_SET_PDEATHSIG = 1
+ENV_PARENT = "FULLMAJA_STAC_LIFELINE_PID"  # the command's pid, inherited by the forkserver
+
+
+def die_with_parent(expected_parent: int | None = None) -> None:
+    """Ask the kernel for SIGKILL when this process's parent dies (Linux; elsewhere nothing),
+    and exit at once if it is already gone (re-parented to init or a subreaper)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    parent = os.getppid()
+    if parent == 1 or (expected_parent is not None and parent != expected_parent):
+        os._exit(1)  # the parent died before the request took effect
+
+
+def worker_context():
+    """The forkserver context, with the forkserver bound to this process's life."""
+    os.environ[ENV_PARENT] = str(os.getpid())
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["fullmaja_stac._forkserver_lifeline"])
+    return context

@@ -1,0 +1,202 @@
+"""`ingest` and `download` under inputs and faults we did not choose: non-UTF-8 names, pipes
+named *.zip, empty inputs, a directory in place of the MTD, a full disk, kill -9 with
+workers. Each gets one clear line, the good work is done, and nothing is left behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.ingest import ingest
+from fullmaja_stac.maja.synthetic import SynthOptions, write_product
+
+
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fullmaja_stac.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_non_utf8_folder_is_one_line_and_the_good_products_land(tmp_path, product_zips):
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9-produits"))
+    odd.mkdir()
+    shutil.copy(product_zips[0], odd / product_zips[0].name)
+    report = ingest([odd / product_zips[0].name, product_zips[1]], tmp_path / "catalog", workers=1)
+    assert len(report.added) == 1 and len(report.failed) == 1
+    source, reason = report.failed[0]
+    assert "not valid UTF-8" in reason and "\\xe9" in source
+    run = _cli("ingest", os.fsdecode(bytes(odd)), "--catalog", str(tmp_path / "cat2"))
+    assert "Traceback" not in run.stderr + run.stdout and "not valid UTF-8" in run.stdout + run.stderr
+
+
+def test_a_pipe_or_a_folder_named_zip_and_an_empty_input(tmp_path, product_zips):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkfifo(folder / "pipe.zip")
+    (folder / "empty.zip").mkdir()
+    shutil.copy(product_zips[0], folder / product_zips[0].name)
+    report = ingest([folder], tmp_path / "catalog", workers=1)
+    assert len(report.added) == 1
+    reasons = dict((Path(s).name, r) for s, r in report.failed)
+    assert "not a regular file" in reasons["pipe.zip"] and "without a MAJA product" in reasons["empty.zip"]
+    assert "not a regular file" in dict(ingest([folder / "pipe.zip"], tmp_path / "c2", workers=1).failed).popitem()[1]
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    with pytest.raises(FullMajaError, match="no MAJA product found in"):
+        ingest([nothing], tmp_path / "c3", workers=1)
+    run = _cli("ingest", str(nothing), "--catalog", str(tmp_path / "c4"))
+    assert run.returncode != 0 and "no MAJA product found" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_messages_name_the_missing_file_and_a_folder_in_place_of_the_mtd(tmp_path, series_specs):
+    product = write_product(series_specs[0], tmp_path / "a", SynthOptions(size=24, seed=3, zipped=False))
+    victim = next(product.glob("*_FRE_B4.tif"))
+    victim.unlink()
+    reason = dict(ingest([product], tmp_path / "c1", workers=1).failed)[str(product)]
+    assert victim.name in reason and "missing from the product" in reason
+    other = write_product(series_specs[1], tmp_path / "b", SynthOptions(size=24, seed=3, zipped=False))
+    mtd = next(other.glob("*_MTD_ALL.xml"))
+    mtd.unlink()
+    mtd.mkdir()
+    reason = dict(ingest([other], tmp_path / "c2", workers=1).failed)[str(other)]
+    assert "is a folder" in reason and "corrupt" not in reason
+
+
+def _marked(mark: str) -> list[int]:
+    """Processes whose environment carries ``mark`` (the killed command's descendants)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if mark.encode() in (proc / "environ").read_bytes():
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
+def test_kill_9_with_workers_leaves_no_process_behind(tmp_path, series_specs):
+    inputs = tmp_path / "inputs"
+    for spec in series_specs[:3]:
+        write_product(spec, inputs, SynthOptions(size=900, seed=5))
+    mark = f"FULLMAJA_TEST_MARK_{os.getpid()}_{time.monotonic_ns()}"
+    proc = subprocess.Popen([sys.executable, "-m", "fullmaja_stac.cli", "ingest", str(inputs), "--catalog",
+                             str(tmp_path / "catalog"), "--workers", "2"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, mark: "1"})
+    deadline = time.monotonic() + 120
+    while len(_marked(mark)) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)  # the command, the forkserver, its workers (and the resource tracker)
+    assert proc.poll() is None and len(_marked(mark)) >= 3, "the ingest ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while _marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _marked(mark) == [], "processes outlived the killed ingest"
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 4 MB file system (tmpfs), so that a full disk can be met for real; skipped where
+    this test cannot mount one (not root)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    run = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True)
+    if run.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {run.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_ingest_into_a_full_disk_says_so(small_disk, tmp_path, series_specs):
+    zips = [write_product(s, tmp_path / "in", SynthOptions(size=300, seed=3)) for s in series_specs[:3]]
+    run = _cli("ingest", str(tmp_path / "in"), "--catalog", str(small_disk / "catalog"), "--workers", "1")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0 and "Traceback" not in out, out[-2000:]
+    assert "no space left on the device of" in out, out[-2000:]
+    assert "Unknown GDAL Error" not in out and "TIFFWriteDirectory" not in out
+    assert not list(small_disk.rglob("*.tmp"))
+    assert len(zips) == 3
+
+
+def test_download_into_a_full_disk_keeps_the_report_and_resumes(small_disk, tmp_path):
+    from fullmaja_stac.jobs import JobStore
+    from fullmaja_stac.orders import download_job, refresh, submit
+    from fullmaja_stac.peps.auth import Credentials
+    from fullmaja_stac.peps.client import PepsClient
+    from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
+    from fullmaja_stac.peps.wps import MajaRequest
+    from fullmaja_stac.providers import PepsProvider
+    from datetime import date
+
+    creds = Credentials(*DEMO_USER)
+    store = JobStore(tmp_path / "state")
+    with PepsEmulator(speed=0, size=240) as emu:
+        client = PepsClient(emu.url, creds)
+        job = submit(store, client, MajaRequest("36TWQ", 64, date(2019, 3, 1), date(2019, 5, 1)))
+        emu.clock.advance(500 * 3600)
+        for _ in range(200):
+            job = refresh(store, client, job)
+            if job.state == "FINISHED":
+                break
+            time.sleep(0.05)
+        (small_disk / "products").mkdir()
+        report = download_job(store, PepsProvider(creds), job, small_disk / "products")
+        assert not report.ok and report.disk_full and "no space left on the device of" in report.disk_full
+        assert "products complete, free some space and run the same command again" in report.disk_full
+        assert report.report_path is not None and report.report_path.exists()  # what did complete is recorded
+        done = report.count("downloaded")
+        assert done < len([d for d in report.dates if d.status != "too cloudy"])
+        # free space: move what arrived elsewhere, then the same command finishes
+        bigger = tmp_path / "products"
+        shutil.copytree(small_disk / "products", bigger)
+        again = download_job(store, PepsProvider(creds), job, bigger)
+        assert again.ok and again.disk_full is None
+
+
+# ----------------------------------------------------------------------------- secrets
+
+
+def test_secret_files_too_open_get_one_plain_warning_line(tmp_path, monkeypatch, capfd):
+    from fullmaja_stac.geodes import find_api_key
+    from fullmaja_stac.peps.auth import find_credentials
+
+    monkeypatch.delenv("GEODES_API_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    key = tmp_path / "cfg" / "fullmaja-stac" / "geodes-api-key"
+    key.parent.mkdir(parents=True)
+    key.write_text("k3y\n")
+    key.chmod(0o644)
+    assert find_api_key("https://geodes-portal.cnes.fr") == "k3y"
+    err = capfd.readouterr().err
+    assert err.startswith("warning: ") and "chmod 600" in err and str(key) in err and err.count("\n") == 1
+    key.chmod(0o600)
+    find_api_key("https://geodes-portal.cnes.fr")
+    assert capfd.readouterr().err == ""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine peps.cnes.fr login me@x.org password pw\n")
+    netrc.chmod(0o644)
+    for var in ("PEPS_EMAIL", "PEPS_PASSWORD", "FULLMAJA_STAC_PEPS_AUTH", "FULLMAJA_STAC_PEPS_URL"):
+        monkeypatch.delenv(var, raising=False)
+    find_credentials("https://peps.cnes.fr")
+    err = capfd.readouterr().err
+    assert "warning: " in err and ".netrc" in err and "chmod 600" in err and "pw\n" not in err
+
+
+def test_password_in_a_url_is_never_shown(tmp_path):
+    env = {"FULLMAJA_STAC_PEPS_URL": "http://alice:s3cr3t-pw@127.0.0.1:9", "FULLMAJA_STAC_STATE_DIR": str(tmp_path)}
+    for var in ("PEPS_EMAIL", "PEPS_PASSWORD", "FULLMAJA_STAC_PEPS_AUTH"):
+        env[var] = ""
+    run = _cli("request", "--tile", "36TWQ", "--orbit", "64", "--start", "2019-03-01", "--end", "2019-06-01", env=env)
+    out = run.stdout + run.stderr
+    assert run.returncode == 1 and "s3cr3t-pw" not in out and "Traceback" not in out, out
+    assert "cannot reach" in out and "127.0.0.1" in out
