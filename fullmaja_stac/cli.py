@@ -42,6 +42,7 @@ app = _App(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # help is plain text: "[api]" stays as written, flags show no <bool>
 )
 
 

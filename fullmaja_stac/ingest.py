@@ -119,6 +119,7 @@ def load_provenance(products: list[Path]) -> dict[str, Provenance]:
             out[entry["name"]] = Provenance(
                 provider=report.get("provider", "peps"), job_id=report.get("job_id"),
                 request=report.get("request", {}), remote_id=entry.get("remote_id"), url=entry.get("url"),
+                local_job=report.get("local_job") if isinstance(report.get("local_job"), int) else None,
             )
     return out
 

@@ -260,6 +260,12 @@ class JobStore:
                  _iso(record.downloaded_at)),
             )
 
+    def files_at(self, path: str) -> FileRecord | None:
+        """The latest record, from any job, of a file downloaded to ``path``."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM files WHERE path=? ORDER BY downloaded_at DESC LIMIT 1", (path,)).fetchone()
+        return FileRecord(**{**dict(row), "downloaded_at": _parse(row["downloaded_at"])}) if row else None
+
     def files(self, job_id: int) -> dict[str, FileRecord]:
         with self._connect() as db:
             rows = db.execute("SELECT * FROM files WHERE job_id=?", (job_id,))

@@ -217,8 +217,15 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
             report.dates.append(DateReport(_date_of(remote.name), remote.name, "offline",
                                            error="the provider keeps it offline (on tape); ask again later"))
             continue
-        record = known.get(remote.name)
-        if record and _still_complete(record, out / remote.name):
+        # a file complete on disk is not fetched again, whichever job of this store fetched it
+        # (a demo run again, a job resubmitted): by size and checksum, not by name
+        target = out / remote.name
+        record = known.get(remote.name) or store.files_at(str(target.resolve())) or store.files_at(str(target))
+        if record and (remote.size is None or remote.size == record.size) \
+                and (remote.md5 is None or record.md5 in (None, remote.md5)) and _still_complete(record, target):
+            if record.job_id != job.id:
+                store.add_file(FileRecord(job.id, remote.name, remote.url, record.path, record.size, record.sha256,
+                                          record.md5, utcnow()))
             report.dates.append(DateReport(_date_of(remote.name), remote.name, "already there", record.size,
                                            record.sha256, record.md5))
             observer.file_done(remote.name, "already there")
@@ -243,7 +250,8 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
             if isinstance(exc, DiskFullError):
                 report.disk_full = report.disk_full or str(exc)
             return DateReport(_date_of(remote.name), remote.name, "failed", error=str(exc))
-        store.add_file(FileRecord(job.id, remote.name, remote.url, str(got.path), got.size, got.sha256, got.md5, utcnow()))
+        store.add_file(FileRecord(job.id, remote.name, remote.url, str(got.path.resolve()), got.size, got.sha256, got.md5,
+                                  utcnow()))
         observer.file_done(remote.name, "downloaded")
         return DateReport(_date_of(remote.name), remote.name, "downloaded", got.size, got.sha256, got.md5)
 

@@ -35,5 +35,17 @@ def test_demo_builds_the_expected_valid_catalog(tmp_path):
     report = json.loads(next((tmp_path / "products").glob("fullmaja-download-*.json")).read_text())
     assert report["request"] == {"tile": "36TWQ", "orbit": 64, "start": "2019-03-01", "end": "2019-06-01"}
     item = json.loads(next((tmp_path / "catalog").glob("maja-s2-l2a/*/*/*/*.json")).read_text())
-    assert item["properties"]["fullmaja:job_id"] == report["job_id"]  # provenance reached the item
-    assert "FULL_MAJA job" in item["properties"]["processing:lineage"]
+    # provenance reached the item, with the names the CLI uses: "job 1 (PEPS id …)"
+    assert item["properties"]["fullmaja:job"] == report["local_job"] == 1
+    assert item["properties"]["fullmaja:peps_job_id"] == report["job_id"]
+    assert "fullmaja:job_id" not in item["properties"] and "fullmaja:remote_id" not in item["properties"]
+    assert f"job 1 (PEPS id {report['job_id']})" in run.stdout
+    assert f"PEPS FULL_MAJA job {report['job_id']}" in item["properties"]["processing:lineage"]
+
+    again = subprocess.run(  # the same command again: the products are found on disk, not fetched again
+        [sys.executable, "-m", "fullmaja_stac.cli", "demo", "--catalog", str(tmp_path / "catalog"),
+         "--out", str(tmp_path / "products"), "--state-dir", str(tmp_path / "state"), "--size", "120"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"0 downloaded, {len(produced)} already there" in again.stdout

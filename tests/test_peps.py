@@ -205,6 +205,7 @@ def test_bad_credentials_give_one_clear_line(emu, tmp_path):
     ("36TWQ", 64, "2019-03-01", "2019-03-20", "2 to 12 months"),
     ("36TWQ", 64, "2019-03-01", "2020-06-01", "2 to 12 months"),
     ("36TWQ", 64, "2015-12-01", "2016-03-01", "after 2016-04-01"),
+    ("36TWQ", 64, "2019-09-01", "2019-03-01", "--end 2019-03-01 is not after --start 2019-09-01"),
 ])
 def test_request_validation_like_the_reference(tile, orbit, start, end, words):
     with pytest.raises(FullMajaError, match=words):

@@ -59,6 +59,8 @@ def make_request(tile: str, orbit: int | None, start: date, end: date) -> MajaRe
         raise FullMajaError(f"--orbit {orbit}: a relative orbit is between 1 and 143")
     if start < EARLIEST:
         raise FullMajaError(f"--start {start}: FULL_MAJA only processes dates after {EARLIEST}")
+    if end <= start:
+        raise FullMajaError(f"--end {end} is not after --start {start}; give the first day, then the last")
     days = (end - start).days
     if days < MIN_DAYS or days > MAX_DAYS:
         raise FullMajaError(

@@ -39,19 +39,22 @@ class Provenance:
     """Where a product came from, when our downloader fetched it."""
 
     provider: str  # "peps", "geodes", "local"
-    job_id: str | None = None
+    job_id: str | None = None  # the provider's id of the job (PEPS's FULL_MAJA job number)
     request: dict = field(default_factory=dict)
-    remote_id: str | None = None
+    remote_id: str | None = None  # the provider's id of the product (a GEODES URN); PEPS has none
     url: str | None = None
+    local_job: int | None = None  # the job's number in our store: what `fullmaja-stac status` calls it
 
     def lineage(self) -> str:
         parts = [f"Downloaded from {self.provider.upper()}"]
-        if self.job_id:
-            parts.append(f"FULL_MAJA job {self.job_id}")
+        if self.local_job is not None:
+            parts.append(f"fullmaja-stac job {self.local_job}")
+        if self.job_id and self.provider == "peps":
+            parts.append(f"PEPS FULL_MAJA job {self.job_id}")
         if self.request:
             parts.append("request " + ", ".join(f"{k}={v}" for k, v in sorted(self.request.items())))
         if self.remote_id:
-            parts.append(f"remote item {self.remote_id}")
+            parts.append(f"{self.provider.upper()} item {self.remote_id}")
         return "; ".join(parts)
 
 
@@ -151,10 +154,13 @@ def build_item(
         lineage += f" ({'L2VALD' if product.valid else 'L2NOTV'})"
     if provenance:
         lineage += f". {provenance.lineage()}"
+        # one name for one thing, as the CLI says it: "job 1 (PEPS id 1795…)"
         props["fullmaja:provider"] = provenance.provider
-        if provenance.job_id:
-            props["fullmaja:job_id"] = provenance.job_id
-        if provenance.remote_id:
+        if provenance.local_job is not None:
+            props["fullmaja:job"] = provenance.local_job
+        if provenance.job_id and provenance.provider == "peps":
+            props["fullmaja:peps_job_id"] = provenance.job_id
+        if provenance.remote_id and provenance.remote_id != provenance.job_id:
             props["fullmaja:remote_id"] = provenance.remote_id
     props["processing:lineage"] = lineage
     props.update(quality_properties(product.quality))
