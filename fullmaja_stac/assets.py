@@ -14,6 +14,13 @@ from fullmaja_stac.maja.masks import MASK_FAMILIES
 from fullmaja_stac.maja.product import MajaProduct, RasterFile
 
 REFLECTANCE, ATB, MASK = "reflectance", "atb", "mask"
+TITLE_BY_FAMILY = {
+    "FRE": "Flat reflectance (slope-corrected)",
+    "SRE": "Surface reflectance",
+    "AOT": "Aerosol optical thickness",
+    "WVC": "Water vapour content",
+}
+UNIT_BY_FAMILY = {"WVC": "g/cm^2"}
 
 
 @dataclass(frozen=True)
@@ -27,6 +34,24 @@ class AssetPlan:
     nodata: float | None
     scale: float | None
     resampling: str  # overview resampling: average for measurements, nearest for flags
+
+    @property
+    def title(self) -> str:
+        """What the asset is, in words: the STAC title and the GeoTIFF band description."""
+        raster, group = self.raster, self.raster.group
+        if self.kind == MASK:
+            family = MASK_FAMILIES[self.family]
+            return f"{family.title}{f' {group}' if group else ''}{f' detector {raster.detector}' if raster.detector else ''}"
+        title = TITLE_BY_FAMILY[self.family]
+        if raster.band_id:
+            title += f" {raster.band_id}"
+        if self.family in ("AOT", "WVC") and group:
+            title += f" {group}"
+        return title
+
+    @property
+    def unit(self) -> str | None:
+        return UNIT_BY_FAMILY.get(self.family)
 
 
 def plan_assets(product: MajaProduct) -> list[AssetPlan]:

@@ -4,6 +4,12 @@ Measurements (reflectance, ATB) get overviews averaged; masks and bitfields get 
 so an overview pixel only ever holds a value that exists at full resolution. Integer data is
 DEFLATE-compressed with the horizontal predictor; flags without predictor (it does not help
 bitfields). Written to a temporary name, then renamed: a killed run leaves no half COG.
+
+The GeoTIFF says what its numbers mean, so that QGIS, GDAL and rio-tiler need no STAC: the
+source band is read through a small VRT that carries its scale, offset, nodata and
+description (units, which rio-cogeo does not carry over, are part of the description), and
+GDAL's COG driver (through rio-cogeo) stores them with the band statistics it computes while
+writing. The statistics are returned for the item's ``raster:bands``.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import rasterio
 from rasterio.errors import RasterioError
@@ -25,11 +32,18 @@ IN_MEMORY_MAX_PIXELS = 11_000 * 11_000  # a full S2 band (~240 MB as int16) stay
 GDAL_CONFIG = {"GDAL_NUM_THREADS": "1", "GDAL_TIFF_OVR_BLOCKSIZE": str(BLOCK_SIZE), "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif"}
 
 
+GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+              "int32": "Int32", "float32": "Float32", "float64": "Float64"}
+STATISTICS = {"STATISTICS_MINIMUM": "minimum", "STATISTICS_MAXIMUM": "maximum", "STATISTICS_MEAN": "mean",
+              "STATISTICS_STDDEV": "stddev", "STATISTICS_VALID_PERCENT": "valid_percent"}
+
+
 @dataclass(frozen=True)
 class CogResult:
     path: str
     size: int
     checksum: str  # multihash: sha2-256 (0x12), 32 bytes (0x20), hex digest
+    statistics: dict[str, float] | None = None  # minimum, maximum, mean, stddev, valid_percent (raw values)
 
 
 def multihash_sha256(path: Path) -> str:
@@ -40,28 +54,103 @@ def multihash_sha256(path: Path) -> str:
     return "1220" + digest.hexdigest()
 
 
-def convert(source: str, target: str, band_index: int, nodata: float | None, resampling: str, predictor: bool) -> CogResult:
-    """Write band ``band_index`` of GDAL path ``source`` as a COG at ``target``."""
+def band_vrt(src, band_index: int, nodata: float | None, scale: float | None, offset: float | None,
+             description: str | None) -> str:
+    """A one-band VRT over ``src``'s band that adds what the GeoTIFF should say about it."""
+    def text(value: object) -> str:
+        return escape(str(value))
+
+    parts = [f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">']
+    if src.crs:
+        parts.append(f"<SRS>{text(src.crs.to_wkt())}</SRS>")
+    parts.append(f"<GeoTransform>{', '.join(repr(v) for v in src.transform.to_gdal())}</GeoTransform>")
+    parts.append(f'<VRTRasterBand dataType="{GDAL_TYPES[src.dtypes[band_index - 1]]}" band="1">')
+    if nodata is not None:
+        parts.append(f"<NoDataValue>{nodata!r}</NoDataValue>")
+    if description:
+        parts.append(f"<Description>{text(description)}</Description>")
+    if scale is not None:
+        parts.append(f"<Offset>{(offset or 0.0)!r}</Offset><Scale>{scale!r}</Scale>")
+    parts.append(f'<SimpleSource><SourceFilename relativeToVRT="0">{text(src.name)}</SourceFilename>'
+                 f"<SourceBand>{band_index}</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>")
+    return "".join(parts)
+
+
+def convert(source: str, target: str, band_index: int, nodata: float | None, resampling: str, predictor: bool,
+            scale: float | None = None, offset: float | None = None, description: str | None = None) -> CogResult:
+    """Write band ``band_index`` of GDAL path ``source`` as a COG at ``target``, with its
+    scale, offset, nodata, description and statistics."""
     dst = Path(target)
     tmp = dst.with_name(f".{dst.name}.tmp")
-    profile = dict(cog_profiles.get("deflate"), blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE)
+    profile = dict(cog_profiles.get("deflate"), blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE, statistics="YES")
     if predictor:
         profile["predictor"] = 2
     try:
-        with rasterio.Env(**GDAL_CONFIG), rasterio.open(source) as src:
+        with rasterio.Env(**GDAL_CONFIG), rasterio.open(source) as src, \
+                rasterio.open(band_vrt(src, band_index, nodata, scale, offset, description)) as band:
             cog_translate(
-                src, tmp, profile,
-                indexes=[band_index],
+                band, tmp, profile,
+                indexes=[1],
                 nodata=nodata,
                 overview_resampling=resampling,
                 config=GDAL_CONFIG,
                 quiet=True,
                 in_memory=src.width * src.height <= IN_MEMORY_MAX_PIXELS,
+                use_cog_driver=True,
             )
+        with rasterio.open(tmp) as written:
+            tags = written.tags(1)
+        statistics = {name: float(tags[key]) for key, name in STATISTICS.items() if key in tags} or None
         os.replace(tmp, dst)
     except RasterioError as exc:
         tmp.unlink(missing_ok=True)
         raise ProductError(source, f"cannot convert to COG ({exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return CogResult(str(dst), dst.stat().st_size, multihash_sha256(dst), statistics)
+
+
+# True colour: reflectance 0 → 1 and VISUAL_MAX_REFLECTANCE → 255, linear, brighter saturates
+# (clouds are white); 0 is no-data. Negative reflectances (rare, over water) show as 1.
+VISUAL_MAX_REFLECTANCE = 0.25
+
+
+def visual_vrt(sources: list[str], nodata: float, quantification: float) -> str:
+    """A 3-band Byte VRT (red, green, blue) stretched from the int16 reflectance bands by a
+    lookup table; GDAL streams it block by block, so no band is held whole in memory."""
+    top = int(round(VISUAL_MAX_REFLECTANCE * quantification))
+    lut = f"{nodata:g}:0,{nodata + 1:g}:1,0:1,{top}:255"
+    with rasterio.open(sources[0]) as first:
+        width, height, crs, transform = first.width, first.height, first.crs, first.transform
+    parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
+    if crs:
+        parts.append(f"<SRS>{escape(crs.to_wkt())}</SRS>")
+    parts.append(f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>")
+    for i, (path, colour) in enumerate(zip(sources, ("Red", "Green", "Blue")), start=1):
+        parts.append(f'<VRTRasterBand dataType="Byte" band="{i}"><NoDataValue>0</NoDataValue>'
+                     f"<ColorInterp>{colour}</ColorInterp><Description>{colour.lower()} (true colour, reflectance 0 to "
+                     f"{VISUAL_MAX_REFLECTANCE:g} stretched to 1-255)</Description>"
+                     f'<ComplexSource><SourceFilename relativeToVRT="0">{escape(path)}</SourceFilename>'
+                     f"<SourceBand>1</SourceBand><LUT>{lut}</LUT></ComplexSource></VRTRasterBand>")
+    parts.append("</VRTDataset>")
+    return "".join(parts)
+
+
+def convert_visual(sources: list[str], target: str, nodata: float, quantification: float) -> CogResult:
+    """A 3-band 8-bit true-colour COG (B4, B3, B2) that any viewer shows without settings."""
+    dst = Path(target)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    profile = dict(cog_profiles.get("deflate"), blockxsize=BLOCK_SIZE, blockysize=BLOCK_SIZE, predictor=2,
+                   photometric="RGB")
+    try:
+        with rasterio.Env(**GDAL_CONFIG), rasterio.open(visual_vrt(sources, nodata, quantification)) as rgb:
+            cog_translate(rgb, tmp, profile, nodata=0, overview_resampling="average", config=GDAL_CONFIG, quiet=True,
+                          in_memory=rgb.width * rgb.height <= IN_MEMORY_MAX_PIXELS, use_cog_driver=True)
+        os.replace(tmp, dst)
+    except RasterioError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ProductError(sources[0], f"cannot make the true-colour COG ({exc})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
-from fullmaja_stac.cog import CogResult, convert, multihash_sha256
+from fullmaja_stac.cog import CogResult, convert, convert_visual, multihash_sha256
 from fullmaja_stac.errors import FullMajaError, ProductError, printable_path
 from fullmaja_stac.footprint import valid_footprint
 from fullmaja_stac.lifeline import die_with_parent, worker_context
@@ -136,8 +136,10 @@ class _Work:
     error: str | None = None
 
 
-def _convert_task(source: str, target: str, band: int, nodata, resampling: str, predictor: bool) -> CogResult:
-    return convert(source, target, band, nodata, resampling, predictor)
+def _convert_task(source: str, target: str, band: int, nodata, resampling: str, predictor: bool,
+                  scale: float | None, description: str) -> CogResult:
+    return convert(source, target, band, nodata, resampling, predictor, scale, 0.0 if scale is not None else None,
+                   description)
 
 
 def ingest(
@@ -268,8 +270,20 @@ def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: In
     plans = plan_assets(product)
     staging = store.staging_dir(where)
     staging.mkdir(parents=True, exist_ok=True)
-    observer.product_started(product.id, len(plans))
-    return _Work(product, where, plans, staging, sorted(others), len(plans))
+    tasks = len(plans) + (1 if visual_sources(product, plans) else 0)
+    observer.product_started(product.id, tasks)
+    return _Work(product, where, plans, staging, sorted(others), tasks)
+
+
+VISUAL_KEYS = ("red", "green", "blue")  # B4, B3, B2 flat reflectance at 10 m
+VISUAL_FILE_SUFFIX = "_TCI.tif"
+
+
+def visual_sources(product: MajaProduct, plans: list[AssetPlan]) -> list[str] | None:
+    by_key = {p.key: p for p in plans}
+    if not all(k in by_key for k in VISUAL_KEYS):
+        return None
+    return [product.gdal_path(by_key[k].raster.path) for k in VISUAL_KEYS]
 
 
 def _run(todo, store, report, observer, submit, provenance, now) -> None:
@@ -280,15 +294,21 @@ def _run(todo, store, report, observer, submit, provenance, now) -> None:
             by_size = sorted(work.plans, key=lambda p: -_pixels(work.product, p))
             for plan in by_size:
                 args = (work.product.gdal_path(plan.raster.path), str(work.staging / plan.filename), plan.band_index,
-                        plan.nodata, plan.resampling, plan.kind != MASK)
+                        plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
+                        f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
                 futures[submit(_convert_task, *args)] = (work, plan)
+            sources = visual_sources(work.product, work.plans)
+            if sources:
+                target = str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}")
+                futures[submit(convert_visual, sources, target, work.product.reflectance_nodata,
+                               work.product.reflectance_quantification)] = (work, None)
         remaining = set(futures)
         while remaining:
             done, remaining = _wait_first(remaining)
             for future in done:
                 work, plan = futures[future]
                 try:
-                    work.results[plan.key] = future.result()
+                    work.results[plan.key if plan else "visual"] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the product fails, the others go on
                     work.error = work.error or _reason(exc, work, plan)
                 work.pending -= 1
@@ -303,14 +323,15 @@ def _run(todo, store, report, observer, submit, provenance, now) -> None:
                 shutil.rmtree(work.staging, ignore_errors=True)
 
 
-def _reason(exc: Exception, work: _Work, plan: AssetPlan) -> str:
+def _reason(exc: Exception, work: _Work, plan: AssetPlan | None) -> str:
     """One line for a failed conversion; a full disk is said as such, with where."""
     if isinstance(exc, ProductError):
         return exc.reason_within(work.product.source)
+    name = plan.filename if plan else f"{work.product.id}{VISUAL_FILE_SUFFIX}"
     if _disk_full(work.staging, exc):
         return (f"no space left on the device of {printable_path(work.staging.parent)} while writing "
-                f"{plan.filename}; free some space and run the same command again")
-    return f"{plan.raster.path}: {type(exc).__name__}: {exc}"
+                f"{name}; free some space and run the same command again")
+    return f"{plan.raster.path if plan else name}: {type(exc).__name__}: {exc}"
 
 
 def _disk_full(folder: Path, exc: Exception) -> bool:

@@ -43,7 +43,7 @@ def test_every_asset_is_a_valid_cog_equal_to_its_source(catalog, product_zips):
         product = read_product(zip_path)
         item = json.loads(items[product.id].read_text())
         by_file = {r.path.rsplit("/", 1)[-1].removesuffix(".tif"): r for r in product.rasters}
-        cogs = {k: a for k, a in item["assets"].items() if a["type"].endswith("cloud-optimized")}
+        cogs = {k: a for k, a in item["assets"].items() if a["type"].endswith("cloud-optimized") and k != "visual"}
         assert len(cogs) == 42
         for key, asset in cogs.items():
             path = items[product.id].parent / asset["href"]
@@ -60,6 +60,63 @@ def test_every_asset_is_a_valid_cog_equal_to_its_source(catalog, product_zips):
                 assert list(cog.shape) == asset["proj:shape"]
                 assert list(cog.transform)[:6] == asset["proj:transform"]
             np.testing.assert_array_equal(got, _read_source(product, by_file[stem].path, band), err_msg=key)
+
+
+def test_cogs_say_what_their_numbers_mean(catalog, product_zips):
+    """Scale, offset, nodata, a description and statistics are in the GeoTIFF itself, so GDAL,
+    QGIS and rio-tiler read reflectance without STAC; the item's raster:bands agree."""
+    product = read_product(product_zips[0])
+    path = _items(catalog)[product.id]
+    item = json.loads(path.read_text())
+    for key, scale, nodata, words in (("red", 1e-4, -10000, "Flat reflectance"), ("nir-sre", 1e-4, -10000, "Surface"),
+                                      ("aot-r1", 1 / 200, 0, "Aerosol"), ("wvc-r2", 1 / 20, 0, "g/cm^2"),
+                                      ("clm-r1", 1.0, None, "Cloud mask")):
+        band = item["assets"][key]["raster:bands"][0]
+        with rasterio.open(path.parent / item["assets"][key]["href"]) as cog:
+            assert cog.scales[0] == pytest.approx(scale) and cog.offsets[0] == 0
+            assert cog.nodata == nodata and words in cog.descriptions[0], (key, cog.descriptions)
+            tags = cog.tags(1)
+            stats = band["statistics"]
+            assert float(tags["STATISTICS_MINIMUM"]) == stats["minimum"] and float(tags["STATISTICS_MAXIMUM"]) == stats["maximum"]
+            raw = cog.read(1)
+            valid = raw[raw != nodata] if nodata is not None else raw.ravel()
+            assert stats["minimum"] == valid.min() and stats["maximum"] == valid.max()
+            assert stats["mean"] == pytest.approx(valid.mean(), rel=1e-6)
+
+
+def test_visual_is_a_true_colour_cog(catalog, product_zips):
+    product = read_product(product_zips[4])  # the split product: half no-data
+    path = _items(catalog)[product.id]
+    item = json.loads(path.read_text())
+    visual = item["assets"]["visual"]
+    assert visual["roles"] == ["visual"] and visual["type"].endswith("cloud-optimized")
+    assert [b["name"] for b in visual["eo:bands"]] == ["B04", "B03", "B02"] and "raster:bands" not in visual
+    tif = path.parent / visual["href"]
+    assert cog_validate(str(tif), quiet=True)[0]
+    with rasterio.open(tif) as rgb, rasterio.open(path.parent / item["assets"]["red"]["href"]) as red:
+        assert rgb.count == 3 and rgb.dtypes == ("uint8",) * 3 and rgb.nodata == 0
+        assert [c.name for c in rgb.colorinterp] == ["red", "green", "blue"]
+        r, raw = rgb.read(1), red.read(1)
+    nodata = raw == -10000
+    assert (r[nodata] == 0).all() and (r[~nodata] >= 1).all()
+    expected = np.clip(1 + raw[~nodata].astype(float) * 254 / 2500, 1, 255)
+    assert np.abs(r[~nodata] - expected).max() <= 1  # reflectance 0-0.25 stretched to 1-255
+
+
+def test_rio_tiler_reads_reflectance_with_no_statistics_warning(catalog, product_zips):
+    rio_tiler = pytest.importorskip("rio_tiler.io")
+    import warnings
+
+    path = _items(catalog)[read_product(product_zips[0]).id]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with rio_tiler.STACReader(str(path)) as reader:
+            raw = reader.preview(assets=["red"], max_size=64)
+            scaled = reader.preview(assets=["red"], max_size=64, unscale=True)
+    values = scaled.data[0][~scaled.array.mask[0]]
+    assert values.size and np.percentile(values, 99) <= 1.5 and values.max() <= 1.6  # 1.6: saturated specks
+    np.testing.assert_allclose(values, raw.data[0][~raw.array.mask[0]] * 1e-4, rtol=1e-6)
+    assert not [w for w in seen if "statistic" in str(w.message).lower()], [str(w.message) for w in seen]
 
 
 def test_item_metadata(catalog, product_zips):
@@ -81,8 +138,9 @@ def test_item_metadata(catalog, product_zips):
     assert props["maja:hot_spot_detected"] is False and "maja:cloud_percent" not in props
     assert "https://stac-extensions.github.io/projection/v1.2.0/schema.json" in item["stac_extensions"]
     red = item["assets"]["red"]
-    assert red["raster:bands"][0] == {"data_type": "int16", "nodata": -10000.0, "scale": 0.0001,
-                                      "offset": 0.0, "spatial_resolution": 10.0}
+    band = dict(red["raster:bands"][0])
+    assert set(band.pop("statistics")) == {"minimum", "maximum", "mean", "stddev", "valid_percent"}
+    assert band == {"data_type": "int16", "nodata": -10000.0, "scale": 0.0001, "offset": 0.0, "spatial_resolution": 10.0}
     assert red["eo:bands"][0]["name"] == "B04" and red["eo:bands"][0]["common_name"] == "red"
     assert red["eo:bands"][0]["solar_illumination"] == product.spectral["B4"].solar_irradiance  # from the MTD
     assert red["eo:bands"][0]["center_wavelength"] == product.spectral["B4"].central_nm / 1000

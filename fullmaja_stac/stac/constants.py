@@ -38,10 +38,3 @@ ROLE_BY_FAMILY = {
     "AOT": ["data"],
     "WVC": ["data"],
 }
-TITLE_BY_FAMILY = {
-    "FRE": "Flat reflectance (slope-corrected)",
-    "SRE": "Surface reflectance",
-    "AOT": "Aerosol optical thickness",
-    "WVC": "Water vapour content",
-}
-UNIT_BY_FAMILY = {"WVC": "g/cm^2"}

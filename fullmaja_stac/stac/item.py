@@ -19,7 +19,7 @@ from pystac.extensions.eo import Band, EOExtension
 from pystac.extensions.file import FileExtension
 from pystac.extensions.grid import GridExtension
 from pystac.extensions.mgrs import MgrsExtension
-from pystac.extensions.raster import DataType, RasterBand, RasterExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 from pystac.extensions.sat import OrbitState, SatExtension
 from pystac.extensions.view import ViewExtension
 
@@ -30,7 +30,7 @@ from fullmaja_stac.maja.bands import BY_MAJA_ID, L2A_GROUPS
 from fullmaja_stac.maja.masks import MASK_FAMILIES, bits_for
 from fullmaja_stac.maja.product import MajaProduct
 from fullmaja_stac.stac.constants import (
-    COG_MEDIA_TYPE, COLLECTION_ID, PROCESSING_V1_2, PROJECTION_V1_2, ROLE_BY_FAMILY, TITLE_BY_FAMILY, UNIT_BY_FAMILY,
+    COG_MEDIA_TYPE, COLLECTION_ID, PROCESSING_V1_2, PROJECTION_V1_2, ROLE_BY_FAMILY,
 )
 
 
@@ -171,6 +171,8 @@ def build_item(
     for plan in plans:
         if plan.key in cogs:
             _add_cog_asset(item, product, plan, cogs[plan.key])
+    if "visual" in cogs:
+        _add_visual_asset(item, product, cogs["visual"])
     if "thumbnail" in extra_files:
         name, size, checksum = extra_files["thumbnail"]
         _add_file_asset(item, "thumbnail", name, pystac.MediaType.JPEG, "Quicklook (B4, B3, B2)", ["thumbnail"], size, checksum)
@@ -232,17 +234,8 @@ def _add_file_asset(item, key, name, media_type, title, roles, size, checksum) -
 def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog: CogResult) -> None:
     raster, group = plan.raster, plan.raster.group
     grid = product.grids.get(group or "")
-    if plan.kind == MASK:
-        family = MASK_FAMILIES[plan.family]
-        title = f"{family.title}{f' {group}' if group else ''}{f' detector {raster.detector}' if raster.detector else ''}"
-        roles = list(family.roles)
-    else:
-        title = TITLE_BY_FAMILY[plan.family]
-        roles = list(ROLE_BY_FAMILY[plan.family])
-        if raster.band_id:
-            title += f" {raster.band_id}"
-        if plan.family in ("AOT", "WVC") and group:
-            title += f" {group}"
+    title = plan.title
+    roles = list(MASK_FAMILIES[plan.family].roles) if plan.kind == MASK else list(ROLE_BY_FAMILY[plan.family])
     asset = _add_file_asset(item, plan.key, plan.filename, COG_MEDIA_TYPE, title, roles, cog.size, cog.checksum)
     fields = asset.extra_fields
     if grid:
@@ -256,7 +249,8 @@ def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog
         scale=plan.scale,
         offset=0.0 if plan.scale is not None else None,
         spatial_resolution=grid.resolution if grid else None,
-        unit=UNIT_BY_FAMILY.get(plan.family),
+        unit=plan.unit,
+        statistics=Statistics.create(**cog.statistics) if cog.statistics else None,
     )
     RasterExtension.ext(asset).bands = [band]
 
@@ -266,6 +260,25 @@ def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog
             EOExtension.ext(asset).bands = [eo_band(info, product.spectral.get(raster.band_id), title)]
     if plan.kind == MASK:
         ClassificationExtension.ext(asset).bitfields = _bitfields(plan.family, group)
+
+
+VISUAL_BANDS = ("B4", "B3", "B2")
+
+
+def _add_visual_asset(item: pystac.Item, product: MajaProduct, cog: CogResult) -> None:
+    """An 8-bit true-colour COG, as Earth Search has: what viewers show without settings.
+    It has eo:bands but no raster:bands, which stackstac refuses when they list three bands."""
+    from fullmaja_stac.cog import VISUAL_MAX_REFLECTANCE
+
+    name = cog.path.rsplit("/", 1)[-1]
+    title = f"True colour (B4, B3, B2; reflectance 0-{VISUAL_MAX_REFLECTANCE:g} stretched to 1-255, 0 = no data)"
+    asset = _add_file_asset(item, "visual", name, COG_MEDIA_TYPE, title, ["visual"], cog.size, cog.checksum)
+    grid = product.grids.get("R1")
+    if grid:
+        asset.extra_fields.update({"proj:shape": list(grid.shape), "proj:transform": list(grid.transform)[:6],
+                                   "gsd": grid.resolution})
+    EOExtension.ext(asset).bands = [eo_band(BY_MAJA_ID[b], product.spectral.get(b), f"{BY_MAJA_ID[b].common_name}")
+                                    for b in VISUAL_BANDS]
 
 
 def _bitfields(family: str, group: str | None) -> list[Bitfield]:
