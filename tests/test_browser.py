@@ -1,5 +1,7 @@
 """STAC Browser, for real: built from npm, served by `fullmaja-stac serve --browser`, driven
-by Playwright in Debian's headless Chromium. Screenshots go to test-artifacts/."""
+by Playwright in Debian's headless Chromium. Everything (the build, the screenshots) is
+written under pytest's temporary folders; FULLMAJA_STAC_TEST_BROWSER_STATE names a folder
+whose STAC Browser build is reused between local runs."""
 
 from __future__ import annotations
 
@@ -16,10 +18,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-STATE = REPO / ".cache" / "state"  # the STAC Browser build is kept between local runs
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM or not shutil.which("npm"),
@@ -28,14 +27,20 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def served(catalog):
+def artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("browser-screenshots")
+
+
+@pytest.fixture(scope="module")
+def served(catalog, tmp_path_factory):
     """`fullmaja-stac serve --browser` as a user runs it, on a free port."""
     import socket
 
+    state = Path(os.environ.get("FULLMAJA_STAC_TEST_BROWSER_STATE") or tmp_path_factory.mktemp("browser-state"))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(STATE)}
+    env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(state)}
     proc = subprocess.Popen([sys.executable, "-m", "fullmaja_stac.cli", "serve", str(catalog), "--browser",
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -56,10 +61,9 @@ def served(catalog):
     proc.wait(10)
 
 
-def test_stac_browser_shows_collection_and_item(served, catalog):
+def test_stac_browser_shows_collection_and_item(served, catalog, artifacts):
     from playwright.sync_api import sync_playwright
 
-    ARTIFACTS.mkdir(exist_ok=True)
     item_path = sorted(catalog.glob("maja-s2-l2a/*/*/*/*.json"))[0]
     item = json.loads(item_path.read_text())
     rel = item_path.relative_to(catalog).as_posix()
@@ -79,7 +83,7 @@ def test_stac_browser_shows_collection_and_item(served, catalog):
 
         page.goto(f"{served}/browser/#/maja-s2-l2a/collection.json")
         page.get_by_text("Tile 31TCJ").first.wait_for(timeout=60_000)
-        page.screenshot(path=str(ARTIFACTS / "collection.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "collection.png"), full_page=True)
 
         page.goto(f"{served}/browser/#/{rel}")
         page.get_by_text(item["properties"]["title"]).first.wait_for(timeout=60_000)
@@ -92,9 +96,9 @@ def test_stac_browser_shows_collection_and_item(served, catalog):
         thumb = page.locator(f"img[src*='{Path(item['assets']['thumbnail']['href']).name}']").first
         thumb.wait_for(state="attached", timeout=30_000)
         page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumb.element_handle(), timeout=30_000)
-        page.screenshot(path=str(ARTIFACTS / "item.png"), full_page=True)
+        page.screenshot(path=str(artifacts / "item.png"), full_page=True)
         page.get_by_text("Thumbnails").first.click()
-        page.screenshot(path=str(ARTIFACTS / "item-thumbnail.png"))
+        page.screenshot(path=str(artifacts / "item-thumbnail.png"))
         browser.close()
 
     # Only the basemap lives elsewhere (OpenStreetMap, unreachable offline): judge our origin.
