@@ -459,7 +459,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
 
     app.mount(FILES_PREFIX, StaticFiles(directory=catalog), name="catalog-files")
     if browser is not None:
-        from fullmaja_stac.serve import BROWSER_PREFIX, browser_config
+        from fullmaja_stac.browser import BROWSER_PREFIX, browser_config
 
         @app.get(f"{BROWSER_PREFIX}config.js", include_in_schema=False)
         def browser_settings(request: Request):
@@ -503,7 +503,7 @@ class ApiServer:
 
     @property
     def browser_url(self) -> str:
-        from fullmaja_stac.serve import BROWSER_PREFIX
+        from fullmaja_stac.browser import BROWSER_PREFIX
 
         return f"{self.url}{BROWSER_PREFIX}"
 

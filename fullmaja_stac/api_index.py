@@ -34,7 +34,8 @@ from fullmaja_stac.api_search import (
 )
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.lifeline import die_with_parent, worker_context
-from fullmaja_stac.stac.catalog import read_json, tile_years
+from fullmaja_stac.jsonio import read_json
+from fullmaja_stac.stac.catalog import tile_years
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
 INDEX_FORMAT = "sqlite-1"

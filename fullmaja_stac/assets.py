@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from fullmaja_stac.maja.bands import BY_MAJA_ID
+from fullmaja_stac.maja.bands import BY_MAJA_ID, REFLECTANCE_KINDS
 from fullmaja_stac.maja.masks import MASK_FAMILIES
 from fullmaja_stac.maja.product import MajaProduct, RasterFile
 
@@ -68,7 +68,7 @@ def plan_assets(product: MajaProduct) -> list[AssetPlan]:
     refl_nodata = product.reflectance_nodata
     for r in product.rasters:
         stem = r.path.rsplit("/", 1)[-1].removesuffix(".tif").removesuffix(".TIF")
-        if r.kind in ("FRE", "SRE") and r.band_id:
+        if r.kind in REFLECTANCE_KINDS and r.band_id:
             band = BY_MAJA_ID.get(r.band_id)
             base = band.asset_key if band else r.band_id.lower()
             key = base if r.kind == "FRE" else f"{base}-sre"

@@ -69,3 +69,35 @@ def build_browser(state_dir: Path, log=print) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staged, target)
     return target
+
+
+# ----------------------------------------------------------------------------- runtime settings
+
+BROWSER_PREFIX = "/browser/"
+
+
+def _crs_definitions(catalog: Path) -> dict[str, str]:
+    """WKT1 of every UTM zone the catalog uses, so STAC Browser needs no online lookup."""
+    from pyproj import CRS
+    from pyproj.enums import WktVersion
+
+    from fullmaja_stac.jsonio import read_json
+    from fullmaja_stac.stac.constants import COLLECTION_ID
+    from fullmaja_stac.tiles import tile_grid
+
+    coll = read_json(catalog / COLLECTION_ID / "collection.json", {}) or {}
+    codes = {tile_grid(code.removeprefix("MGRS-")).epsg for code in coll.get("summaries", {}).get("grid:code", [])}
+    return {f"EPSG:{c}": CRS.from_epsg(c).to_wkt(WktVersion.WKT1_GDAL) for c in sorted(codes)}
+
+
+def browser_config(catalog: Path, catalog_url: str) -> bytes:
+    config = {
+        "catalogUrl": catalog_url,
+        "catalogTitle": "MAJA Sentinel-2 L2A",
+        "allowExternalAccess": False,
+        "historyMode": "hash",
+        "pathPrefix": BROWSER_PREFIX,
+        "crs": _crs_definitions(catalog),
+        "displayGeoTiffByDefault": False,
+    }
+    return f"window.STAC_BROWSER_CONFIG = {json.dumps(config, indent=2)};\n".encode()

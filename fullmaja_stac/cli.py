@@ -278,7 +278,7 @@ def _status_table(store, jobs):
     from rich.table import Table
 
     from fullmaja_stac.jobs import utcnow
-    from fullmaja_stac.orders import health, human_duration
+    from fullmaja_stac.orders import health, human_duration, too_cloudy_count
 
     table = Table(title="FULL_MAJA jobs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("job / PEPS id", "request", "state", "timing", "products"):
@@ -299,7 +299,7 @@ def _status_table(store, jobs):
                 timing.append(f"end ~{h.expected_end:%m-%d %H:%M}")
         products = ""
         if job.results or job.unprocessed:
-            cloudy = sum(1 for u in job.results if "NOVALD" in u)
+            cloudy = too_cloudy_count(job)
             products = f"{len(job.results) - cloudy} ready\n{cloudy} too cloudy\n{job.unprocessed} unprocessed"
         table.add_row(
             f"{job.id}" + (f" (after {job.resubmitted_from})" if job.resubmitted_from else "") + f"\n{job.remote_id or ''}",
@@ -323,25 +323,21 @@ def status(
     """Refresh jobs from PEPS and show them: state, progress, age, stalls, products."""
     import time
 
-    from fullmaja_stac.orders import refresh
-    from fullmaja_stac.peps.wps import TERMINAL, PepsError
+    from fullmaja_stac.orders import refresh_jobs
+    from fullmaja_stac.peps.wps import TERMINAL
 
     store = _store(state_dir)
     selected = [store.get(ref) for ref in jobs] if jobs else store.all()
     if not selected:
         console.print("no jobs yet: `fullmaja-stac request --help` orders one")
         return
-    clients = {}
+    clients: dict = {}
+
+    def client_for(base_url: str):
+        return clients.get(base_url) or clients.setdefault(base_url, _client(base_url, auth, insecure))
+
     while True:
-        errors = []
-        for i, job in enumerate(selected):
-            if job.provider != "peps" or job.state in TERMINAL:
-                continue  # GEODES fetches are finished when recorded; ended jobs do not change
-            try:
-                client = clients.get(job.base_url) or clients.setdefault(job.base_url, _client(job.base_url, auth, insecure))
-                selected[i] = refresh(store, client, job)
-            except PepsError as exc:
-                errors.append(f"job {job.id}: {exc}")
+        selected, errors = refresh_jobs(store, selected, client_for)
         table, notes = _status_table(store, selected)
         console.print(table)
         for note in notes:
@@ -395,14 +391,12 @@ def download(
 
     Writes a per-date report (downloaded, too cloudy, unprocessed) as JSON next to the products.
     """
-    from fullmaja_stac.orders import download_job, refresh
+    from fullmaja_stac.orders import download_job, jobs_to_download, provider_for, refresh
     from fullmaja_stac.peps.wps import FINISHED
     from fullmaja_stac.progress import RichDownloadObserver, make_progress
 
     store = _store(state_dir)
-    selected = [store.get(ref) for ref in jobs] if jobs else [j for j in store.all() if j.state == FINISHED]
-    if not selected:
-        raise FullMajaError("no finished job to download; `fullmaja-stac status` shows where they are")
+    selected = jobs_to_download(store, jobs)
     failed = False
     for job in selected:
         if job.provider == "peps" and insecure:
@@ -412,25 +406,13 @@ def download(
         if job.state != FINISHED and job.provider == "peps":
             job = refresh(store, _client(job.base_url, auth), job)
         with make_progress(console, bytes_=True) as progress:
-            report = download_job(store, _provider_for(job, auth), job, out, RichDownloadObserver(progress))
+            report = download_job(store, provider_for(job, auth), job, out, RichDownloadObserver(progress))
         _print_download_report(report)
         failed = failed or not report.ok
     if then_ingest and not _ingest_with_progress([out], catalog).ok:
         failed = True
     if failed:
         raise typer.Exit(1)
-
-
-def _provider_for(job, auth: Optional[Path]):
-    """The provider that serves a job's files, with its credentials."""
-    if job.provider == "geodes":
-        from fullmaja_stac.geodes import GeodesProvider, require_api_key
-
-        return GeodesProvider(job.base_url, require_api_key(job.base_url))
-    from fullmaja_stac.peps.auth import require_credentials
-    from fullmaja_stac.providers import PepsProvider
-
-    return PepsProvider(require_credentials(job.base_url, auth))
 
 
 def _print_download_report(report) -> None:
@@ -487,21 +469,13 @@ Provider = typer.Option("geodes", "--provider", help="Where to look: geodes (PEP
 
 def _geodes_search(provider: str, tile: str, orbit: Optional[int], start: datetime, end: datetime,
                    max_cloud: Optional[float], geodes_url: Optional[str], names: Optional[list[str]] = None):
-    from fullmaja_stac.geodes import GeodesClient, find_api_key, geodes_url as resolve
+    from fullmaja_stac.geodes import geodes_url as resolve
+    from fullmaja_stac.geodes import search_existing
 
     if provider != "geodes":
         raise FullMajaError(f"--provider {provider}: only 'geodes' serves existing products; PEPS products are "
                             "ordered with `fullmaja-stac request`")
-    base = resolve(geodes_url)
-    client = GeodesClient(base, find_api_key(base))
-    products = client.search(tile, orbit, start.date(), end.date(), max_cloud)
-    if names:
-        wanted = {n.removesuffix(".zip") for n in names}
-        products = [p for p in products if p.name in wanted]
-        missing = wanted - {p.name for p in products}
-        if missing:
-            raise FullMajaError(f"not found on GEODES with these filters: {', '.join(sorted(missing))}")
-    return client, products
+    return search_existing(resolve(geodes_url), tile, orbit, start.date(), end.date(), max_cloud, names)
 
 
 @app.command()
@@ -563,25 +537,16 @@ def fetch(
     The API key comes from GEODES_API_KEY, the file <config>/fullmaja-stac/geodes-api-key or
     ~/.netrc; it is never printed.
     """
-    from fullmaja_stac.geodes import GeodesProvider, record_fetch, require_api_key
-    from fullmaja_stac.orders import download_job
+    from fullmaja_stac.geodes import fetch as fetch_products
     from fullmaja_stac.progress import RichDownloadObserver, make_progress
 
     client, products = _geodes_search(provider, tile, orbit, start, end, max_cloud, geodes_url, name)
-    if not products:
-        raise FullMajaError("GEODES has no product matching these filters")
     for p in products:
         if p.problem:
             console.print(f"[yellow]{p.name}: {p.problem}; skipped[/]")
-    key = require_api_key(client.base_url)
-    client.use_key(key)
-    online = [p for p in products if p.online and p.href]
-    if online:
-        client.check_key(online[0].href)
     request = {"tile": tile, "orbit": orbit, "start": f"{start:%Y-%m-%d}", "end": f"{end:%Y-%m-%d}"}
-    job = record_fetch(_store(state_dir), client, products, request)
     with make_progress(console, bytes_=True) as progress:
-        report = download_job(_store(state_dir), GeodesProvider(client.base_url, key), job, out, RichDownloadObserver(progress))
+        report = fetch_products(_store(state_dir), client, products, request, out, RichDownloadObserver(progress))
     _print_download_report(report)
     ingested_ok = _ingest_with_progress([out], catalog).ok if then_ingest else True
     if not (report.ok and ingested_ok):
@@ -610,28 +575,17 @@ def serve(
     """
     from fullmaja_stac.browser import build_browser, built_browser
     from fullmaja_stac.config import state_dir as resolve_state
+    from fullmaja_stac.progress import Counter
+    from fullmaja_stac.serve import open_server
 
     folder = resolve_state(state_dir)
     dist = None
     if browser:
         dist = built_browser(folder) or build_browser(folder, log=lambda m: console.print(f"STAC Browser: {m}"))
-    if api:
-        from fullmaja_stac.api import ApiServer, build_index
-
-        from fullmaja_stac.progress import Counter
-
-        with Counter(console, "indexing items for search") as progress:
-            index = build_index(catalog, folder / "api-index", progress=progress)
-        server = ApiServer(index, host=host, port=port, browser=dist)
-        server.start()
-        count = len(index.rebuilt)
-        state = f"{count} tile-year{'s' if count > 1 else ''} re-indexed" if count else "index up to date"
-        console.print(f"STAC API: [bold]{server.url}/[/] ({state} in {index.path})")
-    else:
-        from fullmaja_stac.serve import CatalogServer
-
-        server = CatalogServer(catalog, port=port, host=host, browser=dist)
-        console.print(f"catalog: [bold]{server.catalog_url}[/]")
+    with Counter(console, "indexing items for search") as progress:
+        server, description = open_server(catalog, host=host, port=port, browser=dist, api=api, state_dir=folder,
+                                          progress=progress)
+    console.print(description)
     if dist:
         console.print(f"STAC Browser: [bold]{server.browser_url}[/]")
     console.print("Ctrl-C stops the server")
@@ -671,12 +625,9 @@ def demo(
     Requests a FULL_MAJA time series, follows it, downloads it, ingests it into a STAC
     catalog, validates the catalog and says how to browse it.
     """
-    import time
-
     from fullmaja_stac.config import state_dir as resolve_state
-    from fullmaja_stac.demo import DEMO_SPEED, order_and_download
-    from fullmaja_stac.progress import RichDownloadObserver, make_progress
-    from fullmaja_stac.stac.validate import validate_catalog
+    from fullmaja_stac.demo import DEMO_SPEED, ingest_and_validate, order_and_download
+    from fullmaja_stac.progress import RichDownloadObserver, RichIngestObserver, make_progress
 
     folder = state_dir or resolve_state(None) / "demo"
     console.rule("[bold]fullmaja-stac demo")
@@ -695,12 +646,10 @@ def demo(
                                                       on_status=on_status,
                                                       download_observer=RichDownloadObserver(progress))
     _print_download_report(downloaded)
-    t0 = time.perf_counter()
-    ingested = _ingest_with_progress([out], catalog, workers)
-    timings["ingest"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    v = validate_catalog(catalog)
-    timings["validate"] = time.perf_counter() - t0
+    with make_progress(console) as progress:
+        ingested, v, more = ingest_and_validate(out, catalog, workers, RichIngestObserver(progress))
+    _print_ingest_report(ingested, catalog)
+    timings.update(more)
     console.rule("[bold]summary")
     cloudy = [d.date for d in downloaded.dates if d.status == "too cloudy"]
     console.print(f"job {job.id} (PEPS id {job.remote_id}): {job.state}")

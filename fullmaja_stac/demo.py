@@ -1,7 +1,6 @@
-"""The demo's first half, against the embedded PEPS emulator: request → status → download,
-with the same library functions as the public commands (only the server is local and its
-clock runs fast). ``fullmaja-stac demo`` then ingests and validates as ``ingest`` and
-``validate`` do.
+"""The demo, against the embedded PEPS emulator: request → status → download with the same
+library functions as the public commands (only the server is local and its clock runs
+fast), then ingest and validation as ``ingest`` and ``validate`` do. The CLI only prints.
 """
 
 from __future__ import annotations
@@ -48,3 +47,20 @@ def order_and_download(
         downloaded = download_job(store, PepsProvider(credentials), job, products, download_observer)
         timings["download"] = time.perf_counter() - t0
     return job, downloaded, timings
+
+
+def ingest_and_validate(products: Path, catalog: Path, workers: int | None = None, observer=None):
+    """The demo's second half: ingest what was downloaded, validate the catalog; returns the
+    ingest report, the validation result and the timings."""
+    from fullmaja_stac.ingest import ingest
+    from fullmaja_stac.stac.validate import validate_catalog
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    report = ingest([products], catalog, workers=workers, observer=observer)
+    timings["ingest"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    validation = validate_catalog(catalog)
+    timings["validate"] = time.perf_counter() - t0
+    return report, validation, timings
+

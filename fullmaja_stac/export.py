@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fullmaja_stac.consume import stackstac_items
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.stac.catalog import NEW_FILE_MODE
+from fullmaja_stac.jsonio import NEW_FILE_MODE
 
 
 def _writer():

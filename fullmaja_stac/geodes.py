@@ -257,3 +257,36 @@ class GeodesProvider:
     def files(self, job: Job) -> list[RemoteFile]:
         return [RemoteFile(meta["name"], url, meta.get("urn"), meta.get("md5"), meta.get("size"), meta.get("online", True))
                 for url, meta in job.result_info.items()]
+
+
+def search_existing(base_url: str, tile: str, orbit: int | None, start: date, end: date,
+                    max_cloud: float | None = None, names: list[str] | None = None) -> tuple[GeodesClient, list[GeodesProduct]]:
+    """The MAJA products GEODES already has for a tile, orbit and period (no key needed to
+    search); with ``names``, only those, and a clear error for any that is not there."""
+    client = GeodesClient(base_url, find_api_key(base_url))
+    products = client.search(tile, orbit, start, end, max_cloud)
+    if names:
+        wanted = {n.removesuffix(".zip") for n in names}
+        products = [p for p in products if p.name in wanted]
+        missing = wanted - {p.name for p in products}
+        if missing:
+            raise GeodesError(f"not found on GEODES with these filters: {', '.join(sorted(missing))}")
+    return client, products
+
+
+def fetch(store: JobStore, client: GeodesClient, products: list[GeodesProduct], request: dict, out,
+          observer=None):
+    """Download existing products: check the key once (one line if it is missing or wrong),
+    record the fetch as a job of the store, then download, resume and verify like any job."""
+    from fullmaja_stac.orders import download_job
+
+    if not products:
+        raise GeodesError("GEODES has no product matching these filters")
+    key = require_api_key(client.base_url)
+    client.use_key(key)
+    online = [p for p in products if p.online and p.href]
+    if online:
+        client.check_key(online[0].href)
+    job = record_fetch(store, client, products, request)
+    return download_job(store, GeodesProvider(client.base_url, key), job, out, observer)
+

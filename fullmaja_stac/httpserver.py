@@ -69,7 +69,12 @@ class LoopbackServer:
         return self
 
     def serve_forever(self) -> None:
-        self.httpd.serve_forever()
+        """Serve until Ctrl-C: in this thread, or by waiting on the one :meth:`start` began."""
+        if self._thread is None:
+            self.httpd.serve_forever()
+            return
+        while self._thread.is_alive():
+            self._thread.join(0.5)
 
     def stop(self) -> None:
         self.httpd.shutdown()

@@ -110,7 +110,7 @@ def find_products(inputs: Iterable[Path], problems: list[tuple[str, str]] | None
 
 def load_provenance(products: list[Path]) -> dict[str, Provenance]:
     """Provenance recorded by our downloader next to the files it fetched (by file name)."""
-    from fullmaja_stac.stac.catalog import read_json
+    from fullmaja_stac.jsonio import read_json
 
     out: dict[str, Provenance] = {}
     for report_path in sorted({f for p in products for f in p.parent.glob(REPORT_GLOB)}):

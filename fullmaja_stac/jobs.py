@@ -19,6 +19,7 @@ from typing import Iterator
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.peps.wps import ACCEPTED, PENDING
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -223,7 +224,7 @@ class JobStore:
             job = self._get(db, job_id)
             moved = progress is not None and progress != job.progress
             changed_at = _iso(when) if moved or job.progress_changed_at is None else _iso(job.progress_changed_at)
-            started = job.started_at or (when if state not in ("PENDING", "ACCEPTED") else None)
+            started = job.started_at or (when if state not in (PENDING, ACCEPTED) else None)
             db.execute(
                 "UPDATE jobs SET state=?, progress=?, progress_changed_at=?, started_at=?, checked_at=?, message=?,"
                 " logs=?, results=?, result_info=COALESCE(?, result_info), unprocessed=?, json_url=COALESCE(?, json_url)"
@@ -236,19 +237,10 @@ class JobStore:
                            (job_id, _iso(when), state, progress, message))
             return self._get(db, job_id)
 
-    def history(self, job_id: int) -> list[tuple[datetime, str, float | None, str]]:
-        with self._connect() as db:
-            rows = db.execute("SELECT at, state, progress, message FROM history WHERE job_id=? ORDER BY rowid", (job_id,))
-            return [(_parse(r["at"]), r["state"], r["progress"], r["message"]) for r in rows]
-
     def forget(self, job_id: int) -> None:
         with self._write() as db:
             db.execute("UPDATE jobs SET resubmitted_from=NULL WHERE resubmitted_from=?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id=?", (job_id,))
-
-    def resubmissions(self, job_id: int) -> list[int]:
-        with self._connect() as db:
-            return [r["id"] for r in db.execute("SELECT id FROM jobs WHERE resubmitted_from=?", (job_id,))]
 
     # -- files ---------------------------------------------------------------------------
     def add_file(self, record: FileRecord) -> None:

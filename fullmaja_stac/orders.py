@@ -22,7 +22,7 @@ from fullmaja_stac.peps.download import DiskFullError, DownloadError, download, 
 from fullmaja_stac.peps.wps import (
     ACCEPTED, CANCELED, ERROR, FINISHED, PENDING, TERMINAL, MajaRequest, PepsError, parse_execute_response,
 )
-from fullmaja_stac.providers import Provider, RemoteFile
+from fullmaja_stac.providers import Provider, RemoteFile, is_too_cloudy
 from fullmaja_stac.tiles import tile_grid
 
 PROVIDER = "peps"
@@ -270,7 +270,7 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
 
 
 def _write_report(out: Path, job: Job, report: DownloadReport, files: list[RemoteFile]) -> Path:
-    from fullmaja_stac.stac.catalog import write_json
+    from fullmaja_stac.jsonio import write_json
 
     doc = {
         "provider": job.provider,
@@ -284,3 +284,45 @@ def _write_report(out: Path, job: Job, report: DownloadReport, files: list[Remot
     path = out / f"{REPORT_PREFIX}{job.provider}-{job.remote_id or job.id}.json"
     write_json(path, doc)
     return path
+
+
+def provider_for(job: Job, password_file: Path | None = None):
+    """The provider that serves a job's files, with its credentials (PEPS credentials or the
+    GEODES API key, found as the commands find them)."""
+    if job.provider == "geodes":
+        from fullmaja_stac.geodes import GeodesProvider, require_api_key
+
+        return GeodesProvider(job.base_url, require_api_key(job.base_url))
+    from fullmaja_stac.peps.auth import require_credentials
+    from fullmaja_stac.providers import PepsProvider
+
+    return PepsProvider(require_credentials(job.base_url, password_file))
+
+
+def jobs_to_download(store: JobStore, refs: list[str] | None) -> list[Job]:
+    """The jobs named (numbers or provider ids), or every finished one."""
+    selected = [store.get(ref) for ref in refs] if refs else [j for j in store.all() if j.state == FINISHED]
+    if not selected:
+        raise FullMajaError("no finished job to download; `fullmaja-stac status` shows where they are")
+    return selected
+
+
+def refresh_jobs(store: JobStore, jobs: list[Job], client_for) -> tuple[list[Job], list[str]]:
+    """One refresh of every PEPS job still running (GEODES fetches are finished when
+    recorded, ended jobs do not change): the jobs as they are now, and one error line per
+    job that could not be refreshed. ``client_for(base_url)`` gives the PEPS client."""
+    current, errors = list(jobs), []
+    for i, job in enumerate(current):
+        if job.provider != PROVIDER or job.state in TERMINAL:
+            continue
+        try:
+            current[i] = refresh(store, client_for(job.base_url), job)
+        except PepsError as exc:
+            errors.append(f"job {job.id}: {exc}")
+    return current, errors
+
+
+def too_cloudy_count(job: Job) -> int:
+    """Dates PEPS did not produce, too cloudy (a result named ``…NOVALD…``)."""
+    return sum(1 for url in job.results if is_too_cloudy(url))
+

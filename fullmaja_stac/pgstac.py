@@ -11,14 +11,14 @@ every item of the collection the catalog does not have, so pgstac mirrors the ca
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fullmaja_stac.consume import href_under, read_item
 from fullmaja_stac.errors import FullMajaError, mask_secrets
-from fullmaja_stac.stac.catalog import read_json, tile_years
+from fullmaja_stac.jsonio import read_json
+from fullmaja_stac.stac.catalog import tile_years
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
 INSTALL_HINT = "pip install 'fullmaja-stac[pgstac]'"

@@ -51,5 +51,13 @@ class PepsProvider:
         out = []
         for url in job.results:
             name = url.rstrip("/").rsplit("/", 1)[-1]
-            out.append(RemoteFile(name, url, job.remote_id, too_cloudy="NOVALD" in name))
+            out.append(RemoteFile(name, url, job.remote_id, too_cloudy=is_too_cloudy(name)))
         return out
+
+
+TOO_CLOUDY_MARK = "NOVALD"  # in the name of a PEPS result MAJA did not produce (> 90 % cloud)
+
+
+def is_too_cloudy(name_or_url: str) -> bool:
+    return TOO_CLOUDY_MARK in name_or_url.rsplit("/", 1)[-1]
+

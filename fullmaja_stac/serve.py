@@ -11,39 +11,12 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.browser import BROWSER_PREFIX, browser_config
 from fullmaja_stac.httpserver import IDLE_TIMEOUT, LoopbackServer, parse_range
 
-BROWSER_PREFIX = "/browser/"
 MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "image/tiff", ".jpg": "image/jpeg",
                ".xml": "application/xml", ".js": "text/javascript", ".css": "text/css", ".html": "text/html",
                ".svg": "image/svg+xml", ".png": "image/png", ".woff2": "font/woff2", ".ico": "image/x-icon"}
-
-
-def _crs_definitions(catalog: Path) -> dict[str, str]:
-    """WKT1 of every UTM zone the catalog uses, so STAC Browser needs no online lookup."""
-    from pyproj import CRS
-    from pyproj.enums import WktVersion
-
-    from fullmaja_stac.stac.catalog import read_json
-    from fullmaja_stac.stac.constants import COLLECTION_ID
-    from fullmaja_stac.tiles import tile_grid
-
-    coll = read_json(catalog / COLLECTION_ID / "collection.json", {}) or {}
-    codes = {tile_grid(code.removeprefix("MGRS-")).epsg for code in coll.get("summaries", {}).get("grid:code", [])}
-    return {f"EPSG:{c}": CRS.from_epsg(c).to_wkt(WktVersion.WKT1_GDAL) for c in sorted(codes)}
-
-
-def browser_config(catalog: Path, catalog_url: str) -> bytes:
-    config = {
-        "catalogUrl": catalog_url,
-        "catalogTitle": "MAJA Sentinel-2 L2A",
-        "allowExternalAccess": False,
-        "historyMode": "hash",
-        "pathPrefix": BROWSER_PREFIX,
-        "crs": _crs_definitions(catalog),
-        "displayGeoTiffByDefault": False,
-    }
-    return f"window.STAC_BROWSER_CONFIG = {json.dumps(config, indent=2)};\n".encode()
 
 
 class CatalogServer(LoopbackServer):
@@ -177,3 +150,21 @@ class _Handler(BaseHTTPRequestHandler):
                     remaining -= len(chunk)
         except (BrokenPipeError, ConnectionResetError):
             pass
+
+
+def open_server(catalog: Path, *, host: str = "127.0.0.1", port: int = 8000, browser: Path | None = None,
+                api: bool = False, state_dir: Path | None = None, progress=None):
+    """The server ``fullmaja-stac serve`` runs, started: the STAC API over an index kept in
+    ``state_dir`` (``api``), or the static files. Returns it and one line that says where."""
+    if api:
+        from fullmaja_stac.api import ApiServer, build_index
+        from fullmaja_stac.config import state_dir as resolve_state
+
+        index = build_index(catalog, resolve_state(state_dir) / "api-index", progress=progress)
+        server = ApiServer(index, host=host, port=port, browser=browser).start()
+        count = len(index.rebuilt)
+        state = f"{count} tile-year{'s' if count > 1 else ''} re-indexed" if count else "index up to date"
+        return server, f"STAC API: {server.url}/ ({state} in {index.path})"
+    server = CatalogServer(catalog, port=port, host=host, browser=browser).start()
+    return server, f"catalog: {server.catalog_url}"
+

@@ -49,3 +49,16 @@ def test_demo_builds_the_expected_valid_catalog(tmp_path):
     )
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert f"0 downloaded, {len(produced)} already there" in again.stdout
+
+
+def test_ingest_and_validate_as_a_library_function(product_zips, tmp_path):
+    import shutil
+
+    from fullmaja_stac.demo import ingest_and_validate
+
+    products = tmp_path / "products"
+    products.mkdir()
+    for z in product_zips[:2]:
+        shutil.copy(z, products / z.name)
+    report, validation, timings = ingest_and_validate(products, tmp_path / "catalog", workers=1)
+    assert len(report.added) == 2 and validation.ok and set(timings) == {"ingest", "validate"}

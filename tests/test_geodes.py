@@ -185,3 +185,21 @@ def test_status_lists_a_geodes_fetch_without_peps_credentials(emu, tmp_path):
                          env={**env, "COLUMNS": "120"})
     assert run.returncode == 0, run.stderr
     assert "finished" in run.stdout and f"{len(products)} ready" in run.stdout
+
+
+def test_search_and_fetch_as_library_functions(emu, tmp_path, monkeypatch):
+    """What `search` and `fetch` do, called from Python: names filter, one error for a name
+    not found, the key checked once, the fetch recorded as a job and downloaded."""
+    from fullmaja_stac.geodes import fetch, search_existing
+
+    client, products = search_existing(emu.url, "31TCJ", 51, date(2020, 6, 1), date(2020, 6, 30))
+    names = [p.name for p in products if p.online][:2]
+    _, picked = search_existing(emu.url, "31TCJ", 51, date(2020, 6, 1), date(2020, 6, 30), names=names)
+    assert [p.name for p in picked] == names
+    with pytest.raises(GeodesError, match="not found on GEODES"):
+        search_existing(emu.url, "31TCJ", 51, date(2020, 6, 1), date(2020, 6, 30), names=["SENTINEL2X_nothing"])
+    monkeypatch.setenv("GEODES_API_KEY", GEODES_KEY)
+    store = JobStore(tmp_path / "state")
+    report = fetch(store, client, picked, {"tile": "31TCJ"}, tmp_path / "out")
+    assert report.ok and report.count("downloaded") == 2
+    assert store.all()[0].provider == "geodes"

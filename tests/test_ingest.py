@@ -267,7 +267,7 @@ def test_readme_odc_snippet_loads_source_pixels(catalog, product_zips, monkeypat
 def test_catalog_files_get_the_usual_permissions(catalog, tmp_path):
     """A web server running as another user must be able to read the catalog."""
     from fullmaja_stac.export import export_geoparquet
-    from fullmaja_stac.stac.catalog import NEW_FILE_MODE
+    from fullmaja_stac.jsonio import NEW_FILE_MODE
 
     export_geoparquet(catalog, tmp_path / "items.parquet")
     files = [p for p in catalog.rglob("*") if p.is_file()] + [tmp_path / "items.parquet"]

@@ -365,3 +365,28 @@ def test_insecure_applies_to_the_named_host_only_and_says_so(monkeypatch, capfd)
     err = capfd.readouterr().err
     assert "warning: TLS certificate checks are off for peps.cnes.fr" in err and err.count("\n") == 1
     assert isinstance(session, requests.Session)
+
+
+def test_job_workflows_as_library_functions(emu, store, tmp_path):
+    """What `status` and `download` do around the store, called from Python."""
+    from fullmaja_stac.orders import jobs_to_download, provider_for, refresh_jobs, too_cloudy_count
+
+    with pytest.raises(FullMajaError, match="no finished job"):
+        jobs_to_download(store, None)
+    client = PepsClient(emu.url, CREDS)
+    job = submit(store, client, REQUEST)
+    emu.clock.advance(200 * HOUR)
+    for _ in range(200):
+        (job,), errors = refresh_jobs(store, [job], lambda url: client)
+        assert not errors
+        if job.state == "FINISHED":
+            break
+        time.sleep(0.05)
+    assert [j.id for j in jobs_to_download(store, None)] == [job.id]
+    assert too_cloudy_count(job) == sum("NOVALD" in u for u in job.results)
+    os.environ.update(PEPS_EMAIL=DEMO_USER[0], PEPS_PASSWORD=DEMO_USER[1])
+    try:
+        assert isinstance(provider_for(job), PepsProvider)
+    finally:
+        os.environ.pop("PEPS_EMAIL")
+        os.environ.pop("PEPS_PASSWORD")

@@ -91,3 +91,20 @@ def test_idle_connections_are_closed_and_do_not_starve_others(catalog):
             assert sock.recv(1) == b""  # closed by the server, not left open forever
             sock.close()
         assert server.httpd.request_queue_size >= 128
+
+
+def test_open_server_picks_the_static_server_or_the_api(catalog, tmp_path):
+    from fullmaja_stac.serve import open_server
+
+    server, line = open_server(catalog, port=0)
+    try:
+        assert line.startswith("catalog: http://127.0.0.1:")
+        assert requests.get(server.catalog_url, timeout=10).json()["type"] == "Catalog"
+    finally:
+        server.stop()
+    api, line = open_server(catalog, port=0, api=True, state_dir=tmp_path)
+    try:
+        assert line.startswith("STAC API: http://127.0.0.1:") and "re-indexed" in line
+        assert requests.get(f"{api.url}/search", timeout=10).json()["numberMatched"] == 5
+    finally:
+        api.stop()

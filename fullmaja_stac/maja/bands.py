@@ -44,6 +44,7 @@ L2A_GROUPS: dict[str, tuple[str, ...]] = {
     "R2": ("B5", "B6", "B7", "B8A", "B11", "B12"),
 }
 GROUP_RESOLUTION_M: dict[str, int] = {"R1": 10, "R2": 20, "R3": 60}
+REFLECTANCE_KINDS = ("FRE", "SRE")  # flat (slope-corrected) and surface reflectance
 
 
 def normalize_band_id(band_id: str) -> str:

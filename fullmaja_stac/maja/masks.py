@@ -1,7 +1,8 @@
 """MAJA mask families and the meaning of each bit, as data.
 
-Source: the MUSCATE L2A product format (Theia) as summarised in DESIGN.md §3. SAT and DFP
-bits follow the bands of the resolution group, so their tables are built per group.
+Source: the MUSCATE L2A product format (Theia) and MAJA's own MUSCATE templates (see
+docs/NOTES.md). SAT, DFP and DTF bits follow the bands of the resolution group, so their
+tables are built per group from one line of data each.
 """
 
 from __future__ import annotations
@@ -45,14 +46,6 @@ IAB_BITS: tuple[Bit, ...] = (
 EDG_BITS: tuple[Bit, ...] = (Bit(0, "no_data", "Outside the swath or no data"),)
 
 
-def band_bits(prefix: str, what: str, group: str) -> tuple[Bit, ...]:
-    """Bit i = i-th band of the group (SAT, DFP)."""
-    return tuple(
-        Bit(i, f"{prefix}_{band.lower()}", f"{what} in band {band}")
-        for i, band in enumerate(L2A_GROUPS.get(group, ()))
-    )
-
-
 @dataclass(frozen=True)
 class MaskFamily:
     code: str
@@ -71,18 +64,21 @@ MASK_FAMILIES: dict[str, MaskFamily] = {
 }
 
 
+FIXED_BITS: dict[str, tuple[Bit, ...]] = {"CLM": CLM_BITS, "MG2": MG2_BITS, "IAB": IAB_BITS, "EDG": EDG_BITS}
+# family → (bit name prefix, what a set bit means for band B), bit i = i-th band of the group
+PER_BAND_BITS: dict[str, tuple[str, str]] = {
+    "SAT": ("saturated", "Saturation in band {band}"),
+    "DFP": ("defective", "Defective pixel in band {band}"),
+    "DTF": ("band", "Band {band} seen by this detector"),
+}
+
+
 def bits_for(family: str, group: str | None) -> tuple[Bit, ...]:
-    """The bit table of a mask family (empty for detector footprints)."""
-    if family == "CLM":
-        return CLM_BITS
-    if family == "MG2":
-        return MG2_BITS
-    if family == "IAB":
-        return IAB_BITS
-    if family == "EDG":
-        return EDG_BITS
-    if family == "SAT":
-        return band_bits("saturated", "Saturation", group or "R1")
-    if family == "DFP":
-        return band_bits("defective", "Defective pixel", group or "R1")
+    """The bit table of a mask family; per-band families follow the group's bands."""
+    if family in FIXED_BITS:
+        return FIXED_BITS[family]
+    if family in PER_BAND_BITS:
+        prefix, meaning = PER_BAND_BITS[family]
+        return tuple(Bit(i, f"{prefix}_{band.lower()}", meaning.format(band=band))
+                     for i, band in enumerate(L2A_GROUPS.get(group or "R1", ())))
     return ()

@@ -21,7 +21,8 @@ from affine import Affine
 from rasterio.errors import RasterioError
 
 from fullmaja_stac.errors import FullMajaError, ProductError
-from fullmaja_stac.maja.bands import L2A_GROUPS, normalize_band_id
+from fullmaja_stac.maja.bands import L2A_GROUPS, REFLECTANCE_KINDS, normalize_band_id
+from fullmaja_stac.maja.masks import MASK_FAMILIES
 from fullmaja_stac.maja.mtd import FileEntry, SpectralInfo, find_maja_version, find_validity, parse_mtd, parse_xml
 from fullmaja_stac.maja.orbits import relative_orbit
 from fullmaja_stac.tiles import TILE_SIZE_M, tile_grid
@@ -32,9 +33,9 @@ NAME_PATTERN = re.compile(
     r"^(?P<platform>SENTINEL2[A-Z])_(?P<date>\d{8}-\d{6}-\d{3})_(?P<level>L\d[A-Z])_"
     r"T?(?P<tile>\d{2}[A-Z]{3})_(?P<nature>[A-Z])_V(?P<version>\d+-\d+)$"
 )
-_REFLECTANCE = re.compile(r"_(FRE|SRE)_(B\d{1,2}A?)\.tif$", re.IGNORECASE)
+_REFLECTANCE = re.compile(rf"_({'|'.join(REFLECTANCE_KINDS)})_(B\d{{1,2}}A?)\.tif$", re.IGNORECASE)
 _ATB = re.compile(r"_ATB_(R\d)\.tif$", re.IGNORECASE)
-_MASK = re.compile(r"_(CLM|MG2|SAT|EDG|IAB|DFP|DTF)_(R\d)(?:-D(\d+))?\.tif$", re.IGNORECASE)
+_MASK = re.compile(rf"_({'|'.join(MASK_FAMILIES)})_(R\d)(?:-D(\d+))?\.tif$", re.IGNORECASE)
 NATURE_KIND = {
     "Surface_Reflectance": "SRE",
     "Flat_Reflectance": "FRE",
@@ -270,7 +271,7 @@ def _classify(entry: FileEntry) -> tuple[str, str | None, str | None, str | None
         detector = m.group(3) or entry.detector_id
         return m.group(1).upper(), m.group(2).upper(), None, detector
     kind = NATURE_KIND.get(entry.nature, "OTHER")
-    band = normalize_band_id(entry.band_id) if entry.band_id and kind in ("FRE", "SRE") else None
+    band = normalize_band_id(entry.band_id) if entry.band_id and kind in REFLECTANCE_KINDS else None
     return kind, entry.group_id, band, entry.detector_id
 
 
@@ -437,14 +438,14 @@ def _rasters(source: Path, container: _Container, mtd, grids: dict[str, Grid]) -
     for entry in [*mtd.images, *mtd.masks]:
         rel = _check_relative(source, entry.path)
         kind, group, band, detector = _classify(entry)
-        if kind in ("FRE", "SRE") and band and not group:
+        if kind in REFLECTANCE_KINDS and band and not group:
             group = _group_of_band(band, mtd.band_groups)
         if rel in by_path:
             if entry.nature and entry.nature not in by_path[rel][4]:
                 by_path[rel][4].append(entry.nature)
             continue
         by_path[rel] = (kind, group, band, detector, [entry.nature] if entry.nature else [])
-    if not any(k in ("FRE", "SRE") for k, *_ in by_path.values()):
+    if not any(k in REFLECTANCE_KINDS for k, *_ in by_path.values()):
         raise ProductError(source, "the MTD lists no FRE or SRE reflectance image")
 
     rasters = []

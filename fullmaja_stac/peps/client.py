@@ -20,8 +20,8 @@ from fullmaja_stac.config import ENV_INSECURE_HOSTS, insecure_hosts
 from fullmaja_stac.errors import warn_line, without_userinfo
 from fullmaja_stac.peps.auth import Credentials
 from fullmaja_stac.peps.wps import (
-    ExecuteResponse, JobStatus, MajaRequest, PepsError, error_message, execute_params, parse_execute_response,
-    parse_status_json, processing_status_params,
+    ACCEPTED, ERROR, RUNNING, ExecuteResponse, JobStatus, MajaRequest, PepsError, error_message, execute_params,
+    parse_execute_response, parse_status_json, processing_status_params,
 )
 
 TIMEOUT = (10, 60)  # connect, read (seconds)
@@ -97,9 +97,9 @@ class PepsClient:
         answer = parse_execute_response(self._get(status_url), status_url)
         json_url = answer.json_url or json_url
         if answer.wps_state == "failed":
-            return JobStatus("ERROR", message=answer.message or "WPS process failed"), json_url
+            return JobStatus(ERROR, message=answer.message or "WPS process failed"), json_url
         if json_url is None:
-            state = "ACCEPTED" if answer.wps_state == "accepted" else "STALLED"
+            state = ACCEPTED if answer.wps_state == "accepted" else RUNNING
             return JobStatus(state, progress=answer.percent, message=answer.message), None
         # refreshes the server's state; like the reference client, its answer's shape is not relied on
         self._get(f"{self.base_url}/resto/wps", processing_status_params(job_id))

@@ -20,11 +20,9 @@ not rewritten, so a no-op ingest changes no byte.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,14 +30,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-import orjson
 import pystac
 from filelock import FileLock, Timeout
 
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.jsonio import read_json, write_json
 from fullmaja_stac.stac.constants import (
-    COLLECTION_DESCRIPTION, COLLECTION_ID, COLLECTION_TITLE, KEYWORDS, LICENSE, LICENSE_URL, PROVIDERS,
-    ROOT_DESCRIPTION, ROOT_ID, ROOT_TITLE,
+    COLLECTION_DESCRIPTION,
+    COLLECTION_ID,
+    COLLECTION_TITLE,
+    KEYWORDS,
+    LICENSE,
+    LICENSE_URL,
+    PROVIDERS,
+    ROOT_DESCRIPTION,
+    ROOT_ID,
+    ROOT_TITLE,
 )
 
 STAGING_PREFIX = ".staging-"
@@ -47,54 +53,6 @@ VERSION_SUFFIX = re.compile(r"_V(\d+)-(\d+)$")
 ITEM_ASSET_DROP = ("href", "file:size", "file:checksum", "proj:shape", "proj:transform", "gsd")
 JSON_TYPE = "application/json"
 YEAR_FLUSH_SECONDS = 5.0  # how stale a year catalog may get during a long ingest
-
-
-def _new_file_mode() -> int:
-    """The mode ``open()`` gives a new file (0666 less the umask). mkstemp's 0600 would hide
-    the catalog from a web server that runs as another user."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-NEW_FILE_MODE = _new_file_mode()
-
-
-def write_atomic(path: Path, data: bytes) -> bool:
-    """Write ``data`` to ``path`` via a temporary file in the same folder; False if unchanged."""
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, NEW_FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return True
-
-
-def dump_json(obj: dict) -> bytes:
-    """Indented UTF-8 JSON. orjson's C encoder: the standard library's falls back to pure
-    Python as soon as ``indent`` is set, and items of ~45 assets made it the cost of a commit."""
-    return orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_APPEND_NEWLINE)
-
-
-def write_json(path: Path, obj: dict) -> bool:
-    return write_atomic(path, dump_json(obj))
-
-
-def read_json(path: Path, default=None):
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return default
 
 
 def split_version(item_id: str) -> tuple[str, tuple[int, ...]]:

@@ -26,7 +26,7 @@ from pystac.extensions.view import ViewExtension
 from fullmaja_stac import __version__
 from fullmaja_stac.assets import MASK, AssetPlan
 from fullmaja_stac.cog import CogResult
-from fullmaja_stac.maja.bands import BY_MAJA_ID, L2A_GROUPS
+from fullmaja_stac.maja.bands import BY_MAJA_ID, REFLECTANCE_KINDS
 from fullmaja_stac.maja.masks import MASK_FAMILIES, bits_for
 from fullmaja_stac.maja.product import MajaProduct
 from fullmaja_stac.stac.constants import (
@@ -254,7 +254,7 @@ def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog
     )
     RasterExtension.ext(asset).bands = [band]
 
-    if plan.family in ("FRE", "SRE") and raster.band_id:
+    if plan.family in REFLECTANCE_KINDS and raster.band_id:
         info = BY_MAJA_ID.get(raster.band_id)
         if info:
             EOExtension.ext(asset).bands = [eo_band(info, product.spectral.get(raster.band_id), title)]
@@ -282,15 +282,11 @@ def _add_visual_asset(item: pystac.Item, product: MajaProduct, cog: CogResult) -
 
 
 def _bitfields(family: str, group: str | None) -> list[Bitfield]:
-    if family == "DTF":  # bit i: band i of the group is seen by this detector
-        bits = [(i, f"band_{b.lower()}", f"Band {b} seen by this detector") for i, b in enumerate(L2A_GROUPS.get(group or "", ()))]
-    else:
-        bits = [(b.number, b.name, b.description) for b in bits_for(family, group)]
     return [
         Bitfield.create(
-            offset=number, length=1, name=name, description=description,
-            classes=[Classification.create(0, name=f"not_{name}", description=f"Not: {description}"),
-                     Classification.create(1, name=name, description=description)],
+            offset=bit.number, length=1, name=bit.name, description=bit.description,
+            classes=[Classification.create(0, name=f"not_{bit.name}", description=f"Not: {bit.description}"),
+                     Classification.create(1, name=bit.name, description=bit.description)],
         )
-        for number, name, description in bits
+        for bit in bits_for(family, group)
     ]
