@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_produc
 
 TILE, ORBIT = "31TCJ", 51
 SIZE = 60
+EMULATOR_SIZE = 48  # R1 pixels of the products the emulator serves
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +44,23 @@ def catalog(tmp_path_factory, product_zips) -> Path:
     report = ingest(product_zips, root, workers=2)
     assert report.ok and len(report.added) == 5, report
     return root
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """``with emulator(faults={...}) as emu:`` a PEPS/GEODES emulator on loopback, its clock
+    frozen (tests advance it); the one way tests start one."""
+    from fullmaja_stac.peps.emulator import PepsEmulator
+
+    @contextmanager
+    def start(faults=(), size: int = EMULATOR_SIZE):
+        with PepsEmulator(speed=0, size=size, faults=set(faults)) as server:
+            yield server
+
+    return start
+
+
+@pytest.fixture()
+def emu(emulator):
+    with emulator() as server:
+        yield server

@@ -42,10 +42,15 @@ def api_zips(tmp_path_factory, product_zips) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def api_catalog(tmp_path_factory, api_zips) -> Path:
+def api_catalog(tmp_path_factory, catalog, api_zips, product_zips) -> Path:
+    """The session's catalog, copied, plus the two other tile/orbit series."""
+    import shutil
+
     root = tmp_path_factory.mktemp("api-cat") / "catalog"
-    report = ingest(api_zips, root, workers=2)
-    assert report.ok and len(report.added) == len(api_zips)
+    shutil.copytree(catalog, root)
+    extra = [z for z in api_zips if z not in product_zips]
+    report = ingest(extra, root, workers=2)
+    assert report.ok and len(report.added) == len(extra)
     return root
 
 
@@ -218,6 +223,7 @@ def test_index_rows_read_by_worker_processes_are_the_same(api_catalog, tmp_path,
     assert pooled.rebuilt == inline.rebuilt and seen[-1] == (len(rows), len(rows))
 
 
+@pytest.mark.slow
 def test_index_follows_a_replaced_version_and_many_updates(tmp_path, series_specs):
     """A replaced item leaves the index; repeated updates of one tile-year stay correct and
     leave the other tiles' rows alone."""
@@ -247,6 +253,7 @@ def _snippet(name: str) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow
 def test_readme_api_snippet_loads_source_pixels(server, items):
     code = _snippet("api").replace("http://127.0.0.1:8000", server.url)
     scope: dict = {}
@@ -264,6 +271,7 @@ def test_readme_api_snippet_loads_source_pixels(server, items):
         np.testing.assert_allclose(got, np.where(raw == -10000, np.nan, raw * 0.0001), rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_cli_serve_api_answers_then_stops_cleanly_on_ctrl_c(catalog, tmp_path):
     """`fullmaja-stac serve --api` as a user runs it: the URL it prints answers a search, and
     Ctrl-C (SIGINT) ends it with no traceback."""

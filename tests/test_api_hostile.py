@@ -295,6 +295,7 @@ sys.exit(main())
 """
 
 
+@pytest.mark.slow
 def test_stac_api_validator_passes(server, items, tmp_path):
     pytest.importorskip("stac_api_validator")
     import subprocess

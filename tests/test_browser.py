@@ -20,10 +20,10 @@ import requests
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not CHROMIUM or not shutil.which("npm"),
     reason="needs Debian's chromium and npm (.ci/run installs them)",
-)
+)]
 
 
 @pytest.fixture(scope="module")

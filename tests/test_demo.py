@@ -7,10 +7,13 @@ import subprocess
 import sys
 from datetime import date
 
+import pytest
+
 from fullmaja_stac.maja.synthetic import plan_series
 from fullmaja_stac.stac.validate import validate_catalog
 
 
+@pytest.mark.slow
 def test_demo_builds_the_expected_valid_catalog(tmp_path):
     run = subprocess.run(
         [sys.executable, "-m", "fullmaja_stac.cli", "demo", "--catalog", str(tmp_path / "catalog"),

@@ -15,14 +15,14 @@ from fullmaja_stac.ingest import ingest
 from fullmaja_stac.jobs import JobStore
 from fullmaja_stac.orders import download_job
 from fullmaja_stac.peps.download import DownloadError, download
-from fullmaja_stac.peps.emulator import GEODES_KEY, PepsEmulator
+from fullmaja_stac.peps.emulator import GEODES_KEY
 
 START, END = date(2020, 1, 1), date(2020, 12, 31)
 
 
 @pytest.fixture(scope="module")
-def emu():
-    with PepsEmulator(speed=0, size=24) as server:
+def emu(emulator):
+    with emulator(size=24) as server:  # the archive is large: small products
         yield server
 
 
@@ -74,8 +74,8 @@ def test_fetch_verifies_md5_reports_offline_and_provenance_reaches_items(emu, tm
     assert "GEODES" in item["properties"]["processing:facility"]
 
 
-def test_corrupted_body_is_refused_by_md5(tmp_path):
-    with PepsEmulator(speed=0, size=24, faults={"corrupt"}) as emu:
+def test_corrupted_body_is_refused_by_md5(tmp_path, emulator):
+    with emulator(faults={"corrupt"}, size=24) as emu:
         product = GeodesClient(emu.url).search("31TCJ", 51, date(2020, 6, 1), date(2020, 6, 30))[0]
         session = GeodesProvider(emu.url, GEODES_KEY).session()
         with pytest.raises(DownloadError, match="MD5"):

@@ -83,6 +83,7 @@ def _marked(mark: str) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
+@pytest.mark.slow
 def test_kill_9_with_workers_leaves_no_process_behind(tmp_path, series_specs):
     inputs = tmp_path / "inputs"
     for spec in series_specs[:3]:
@@ -116,6 +117,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.slow
 def test_ingest_into_a_full_disk_says_so(small_disk, tmp_path, series_specs):
     zips = [write_product(s, tmp_path / "in", SynthOptions(size=300, seed=3)) for s in series_specs[:3]]
     run = _cli("ingest", str(tmp_path / "in"), "--catalog", str(small_disk / "catalog"), "--workers", "1")
@@ -127,19 +129,20 @@ def test_ingest_into_a_full_disk_says_so(small_disk, tmp_path, series_specs):
     assert len(zips) == 3
 
 
-def test_download_into_a_full_disk_keeps_the_report_and_resumes(small_disk, tmp_path):
+@pytest.mark.slow
+def test_download_into_a_full_disk_keeps_the_report_and_resumes(small_disk, tmp_path, emulator):
     from fullmaja_stac.jobs import JobStore
     from fullmaja_stac.orders import download_job, refresh, submit
     from fullmaja_stac.peps.auth import Credentials
     from fullmaja_stac.peps.client import PepsClient
-    from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
+    from fullmaja_stac.peps.emulator import DEMO_USER
     from fullmaja_stac.peps.wps import MajaRequest
     from fullmaja_stac.providers import PepsProvider
     from datetime import date
 
     creds = Credentials(*DEMO_USER)
     store = JobStore(tmp_path / "state")
-    with PepsEmulator(speed=0, size=240) as emu:
+    with emulator(size=240) as emu:  # large enough to fill 4 MB
         client = PepsClient(emu.url, creds)
         job = submit(store, client, MajaRequest("36TWQ", 64, date(2019, 3, 1), date(2019, 5, 1)))
         emu.clock.advance(500 * 3600)

@@ -282,6 +282,7 @@ def test_reingest_changes_no_file_and_does_no_raster_work(catalog, product_zips)
     assert before == after
 
 
+@pytest.mark.slow
 def test_mask_overviews_hold_only_full_resolution_values(tmp_path, series_specs):
     big = write_product(series_specs[2], tmp_path / "big", SynthOptions(size=1200, seed=3))
     root = tmp_path / "catalog"
@@ -382,6 +383,7 @@ def test_two_writers_are_refused(tmp_path, product_zips):
             ingest(product_zips[:1], tmp_path / "catalog", workers=1)
 
 
+@pytest.mark.slow
 def test_killed_ingest_leaves_a_valid_catalog_that_the_next_run_completes(tmp_path, series_specs):
     import os
     import signal
@@ -409,6 +411,7 @@ def test_killed_ingest_leaves_a_valid_catalog_that_the_next_run_completes(tmp_pa
     assert not list(root.rglob(".staging-*")) and not list(root.rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_gives_the_same_catalog_byte_for_byte(tmp_path, product_zips):
     from datetime import datetime, timezone
 

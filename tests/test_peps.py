@@ -21,19 +21,13 @@ from fullmaja_stac.orders import download_job, health, import_log, refresh, resu
 from fullmaja_stac.peps.auth import Credentials, find_credentials, read_password_file
 from fullmaja_stac.peps.client import PepsClient, make_session
 from fullmaja_stac.peps.download import DownloadError, download
-from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
+from fullmaja_stac.peps.emulator import DEMO_USER
 from fullmaja_stac.peps.wps import MajaRequest, PepsError, make_request
 from fullmaja_stac.providers import PepsProvider
 
 CREDS = Credentials(*DEMO_USER)
 REQUEST = MajaRequest("36TWQ", 64, date(2019, 3, 1), date(2019, 6, 1))
 HOUR = 3600
-
-
-@pytest.fixture()
-def emu():
-    with PepsEmulator(speed=0, size=48) as server:  # frozen clock: tests advance it
-        yield server
 
 
 @pytest.fixture()
@@ -97,8 +91,8 @@ def test_request_status_download_report_for_a_three_month_series(emu, store, tmp
 
 
 @pytest.mark.parametrize("fault", ["drop", "truncate", "500", "429", "html"])
-def test_downloads_complete_and_verified_despite_faults(tmp_path, store, fault):
-    with PepsEmulator(speed=0, size=48, faults={fault}) as emu:
+def test_downloads_complete_and_verified_despite_faults(tmp_path, store, fault, emulator):
+    with emulator(faults={fault}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = _finish(emu, store, client, submit(store, client, REQUEST))
         report = download_job(store, PepsProvider(CREDS), job, tmp_path / "out")
@@ -130,8 +124,8 @@ def test_resumed_download_sends_range_and_ends_byte_identical(emu, store, tmp_pa
 
 
 @pytest.mark.parametrize("fault", ["html", "truncate"])
-def test_bad_bodies_never_land_as_products(tmp_path, store, fault):
-    with PepsEmulator(speed=0, size=48, faults={fault}) as emu:
+def test_bad_bodies_never_land_as_products(tmp_path, store, fault, emulator):
+    with emulator(faults={fault}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = _finish(emu, store, client, submit(store, client, REQUEST))
         url = next(u for u in job.results if "NOVALD" not in u)
@@ -150,8 +144,8 @@ def test_corrupt_zip_is_refused_and_fetched_again(tmp_path, emu, store):
     assert got.path.read_bytes() == good
 
 
-def test_stuck_job_is_flagged_stalled(tmp_path, store):
-    with PepsEmulator(speed=0, size=48, faults={"stuck"}) as emu:
+def test_stuck_job_is_flagged_stalled(tmp_path, store, emulator):
+    with emulator(faults={"stuck"}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = submit(store, client, REQUEST)
         for _ in range(4):
@@ -172,8 +166,8 @@ def test_running_far_past_expected_end_is_stalled(emu, store):
 
 
 @pytest.mark.parametrize("fault, state, words", [("error", "ERROR", "MAJA failed"), ("canceled", "CANCELED", "no DEM")])
-def test_failed_jobs_show_message_and_log(store, fault, state, words):
-    with PepsEmulator(speed=0, size=48, faults={fault}) as emu:
+def test_failed_jobs_show_message_and_log(store, fault, state, words, emulator):
+    with emulator(faults={fault}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = _finish(emu, store, client, submit(store, client, REQUEST))
         assert job.state == state and words in job.message and job.logs
@@ -181,8 +175,8 @@ def test_failed_jobs_show_message_and_log(store, fault, state, words):
         assert verdict.flag == "failed" and words in verdict.advice and job.logs[0] in verdict.advice
 
 
-def test_submit_500_is_a_clear_error_and_stores_nothing(store):
-    with PepsEmulator(speed=0, faults={"submit500"}) as emu:
+def test_submit_500_is_a_clear_error_and_stores_nothing(store, emulator):
+    with emulator(faults={"submit500"}) as emu:
         with pytest.raises(PepsError, match="HTTP 500"):
             submit(store, PepsClient(emu.url, CREDS), REQUEST)
     assert store.all() == []
@@ -235,8 +229,8 @@ def test_reference_line_parsing_holds_on_emulator_documents(emu, store, tmp_path
     assert info["job_status"] == "STALLED" and info["process"].endswith("%")
 
 
-def test_reference_logs_list_on_error(store):
-    with PepsEmulator(speed=0, faults={"error"}) as emu:
+def test_reference_logs_list_on_error(store, emulator):
+    with emulator(faults={"error"}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = _finish(emu, store, client, submit(store, client, REQUEST))
         info = make_session(CREDS).get(job.json_url).json()["USER_INFO"]
@@ -332,10 +326,10 @@ def test_download_ingest_flag_lands_products_in_the_catalog(emu, store, tmp_path
     assert len(items) == len([u for u in job.results if "NOVALD" not in u])
 
 
-def test_status_document_with_another_suffix_and_a_plain_processing_status(store):
+def test_status_document_with_another_suffix_and_a_plain_processing_status(store, emulator):
     """The reference takes any wps:Reference as the status document and ignores what
     PROCESSING_STATUS answers: a job whose Reference has no .json suffix still finishes."""
-    with PepsEmulator(speed=0, size=48, faults={"oddstatus"}) as emu:
+    with emulator(faults={"oddstatus"}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = refresh(store, client, submit(store, client, REQUEST))
         assert job.json_url and not job.json_url.endswith(".json")

@@ -25,6 +25,8 @@ from fullmaja_stac.pgstac import masked_dsn, publish_pgstac
 psycopg = pytest.importorskip("psycopg")
 ENV_DSN = "FULLMAJA_STAC_TEST_PGDSN"
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def server_dsn() -> str:
