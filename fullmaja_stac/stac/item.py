@@ -24,14 +24,34 @@ from pystac.extensions.sat import OrbitState, SatExtension
 from pystac.extensions.view import ViewExtension
 
 from fullmaja_stac import __version__
-from fullmaja_stac.assets import MASK, AssetPlan
-from fullmaja_stac.cog import CogResult
 from fullmaja_stac.maja.bands import BY_MAJA_ID, REFLECTANCE_KINDS
 from fullmaja_stac.maja.masks import MASK_FAMILIES, bits_for
 from fullmaja_stac.maja.product import MajaProduct
 from fullmaja_stac.stac.constants import (
     COG_MEDIA_TYPE, COLLECTION_ID, PROCESSING_V1_2, PROJECTION_V1_2, ROLE_BY_FAMILY,
 )
+
+
+@dataclass(frozen=True)
+class CogAsset:
+    """One converted raster, as the item describes it: what ingest hands to this stage (so
+    that STAC building depends on the product model and these values only)."""
+
+    key: str  # "red", "clm-r1", "visual"
+    filename: str  # beside the item
+    title: str
+    family: str  # FRE, SRE, AOT, WVC, a mask family code, or "visual"
+    raster: object | None  # the MajaProduct's RasterFile it came from (None for visual)
+    nodata: float | None
+    scale: float | None
+    unit: str | None
+    size: int
+    checksum: str
+    statistics: dict[str, float] | None = None
+
+    @property
+    def is_mask(self) -> bool:
+        return self.family in MASK_FAMILIES
 
 
 @dataclass(frozen=True)
@@ -70,15 +90,14 @@ def _iso(when: datetime) -> str:
 
 def build_item(
     product: MajaProduct,
-    plans: list[AssetPlan],
-    cogs: dict[str, CogResult],
+    cogs: list[CogAsset],
     geometry: dict,
     bbox: list[float],
     extra_files: dict[str, tuple[str, int, str]],
     created: datetime,
     provenance: Provenance | None = None,
 ) -> pystac.Item:
-    """Build the item. ``cogs`` maps asset key → result, hrefs are file names beside the item.
+    """Build the item from the product and its converted COGs (hrefs: file names beside it).
 
     ``extra_files`` maps "thumbnail"/"metadata" → (file name, size, checksum).
     """
@@ -168,11 +187,8 @@ def build_item(
     RasterExtension.add_to(item)
     FileExtension.add_to(item)
     ClassificationExtension.add_to(item)
-    for plan in plans:
-        if plan.key in cogs:
-            _add_cog_asset(item, product, plan, cogs[plan.key])
-    if "visual" in cogs:
-        _add_visual_asset(item, product, cogs["visual"])
+    for cog in cogs:
+        (_add_visual_asset if cog.family == "visual" else _add_cog_asset)(item, product, cog)
     if "thumbnail" in extra_files:
         name, size, checksum = extra_files["thumbnail"]
         _add_file_asset(item, "thumbnail", name, pystac.MediaType.JPEG, "Quicklook (B4, B3, B2)", ["thumbnail"], size, checksum)
@@ -231,12 +247,12 @@ def _add_file_asset(item, key, name, media_type, title, roles, size, checksum) -
     return asset
 
 
-def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog: CogResult) -> None:
-    raster, group = plan.raster, plan.raster.group
+def _add_cog_asset(item: pystac.Item, product: MajaProduct, cog: CogAsset) -> None:
+    raster = cog.raster
+    group = raster.group
     grid = product.grids.get(group or "")
-    title = plan.title
-    roles = list(MASK_FAMILIES[plan.family].roles) if plan.kind == MASK else list(ROLE_BY_FAMILY[plan.family])
-    asset = _add_file_asset(item, plan.key, plan.filename, COG_MEDIA_TYPE, title, roles, cog.size, cog.checksum)
+    roles = list(MASK_FAMILIES[cog.family].roles) if cog.is_mask else list(ROLE_BY_FAMILY[cog.family])
+    asset = _add_file_asset(item, cog.key, cog.filename, COG_MEDIA_TYPE, cog.title, roles, cog.size, cog.checksum)
     fields = asset.extra_fields
     if grid:
         fields["proj:shape"] = list(grid.shape)
@@ -245,34 +261,30 @@ def _add_cog_asset(item: pystac.Item, product: MajaProduct, plan: AssetPlan, cog
 
     band = RasterBand.create(
         data_type=DataType(raster.dtype),
-        nodata=plan.nodata,
-        scale=plan.scale,
-        offset=0.0 if plan.scale is not None else None,
+        nodata=cog.nodata,
+        scale=cog.scale,
+        offset=0.0 if cog.scale is not None else None,
         spatial_resolution=grid.resolution if grid else None,
-        unit=plan.unit,
+        unit=cog.unit,
         statistics=Statistics.create(**cog.statistics) if cog.statistics else None,
     )
     RasterExtension.ext(asset).bands = [band]
 
-    if plan.family in REFLECTANCE_KINDS and raster.band_id:
+    if cog.family in REFLECTANCE_KINDS and raster.band_id:
         info = BY_MAJA_ID.get(raster.band_id)
         if info:
-            EOExtension.ext(asset).bands = [eo_band(info, product.spectral.get(raster.band_id), title)]
-    if plan.kind == MASK:
-        ClassificationExtension.ext(asset).bitfields = _bitfields(plan.family, group)
+            EOExtension.ext(asset).bands = [eo_band(info, product.spectral.get(raster.band_id), cog.title)]
+    if cog.is_mask:
+        ClassificationExtension.ext(asset).bitfields = _bitfields(cog.family, group)
 
 
 VISUAL_BANDS = ("B4", "B3", "B2")
 
 
-def _add_visual_asset(item: pystac.Item, product: MajaProduct, cog: CogResult) -> None:
+def _add_visual_asset(item: pystac.Item, product: MajaProduct, cog: CogAsset) -> None:
     """An 8-bit true-colour COG, as Earth Search has: what viewers show without settings.
     It has eo:bands but no raster:bands, which stackstac refuses when they list three bands."""
-    from fullmaja_stac.cog import VISUAL_MAX_REFLECTANCE
-
-    name = cog.path.rsplit("/", 1)[-1]
-    title = f"True colour (B4, B3, B2; reflectance 0-{VISUAL_MAX_REFLECTANCE:g} stretched to 1-255, 0 = no data)"
-    asset = _add_file_asset(item, "visual", name, COG_MEDIA_TYPE, title, ["visual"], cog.size, cog.checksum)
+    asset = _add_file_asset(item, cog.key, cog.filename, COG_MEDIA_TYPE, cog.title, ["visual"], cog.size, cog.checksum)
     grid = product.grids.get("R1")
     if grid:
         asset.extra_fields.update({"proj:shape": list(grid.shape), "proj:transform": list(grid.transform)[:6],
