@@ -182,6 +182,7 @@ def _year_rows(index) -> dict[str, set[str]]:
     return out
 
 
+@pytest.mark.slow
 def test_index_rewrites_only_the_tile_years_that_changed(api_catalog, api_zips, tmp_path, series_specs):
     first = build_index(api_catalog, tmp_path)
     assert first.rebuilt == ["31TCJ-2019", "36TWQ-2019"] and not first.removed

@@ -36,6 +36,7 @@ def _expected(emu, tile, orbit=None, max_cloud=None, start=START, end=END):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tile, orbit, max_cloud, start, end", [
     ("31TCJ", None, None, START, END),          # both orbits: more than one page of 80
     ("31TCJ", 51, None, START, END),
@@ -55,6 +56,7 @@ def test_search_filters_across_pages(emu, tile, orbit, max_cloud, start, end):
     assert product.md5 and product.size and product.urn.startswith("URN:") and product.href.endswith(product.md5)
 
 
+@pytest.mark.slow
 def test_fetch_verifies_md5_reports_offline_and_provenance_reaches_items(emu, tmp_path):
     client = GeodesClient(emu.url, GEODES_KEY)
     products = client.search("31TCH", 51, date(2020, 1, 1), date(2020, 12, 31))
@@ -105,6 +107,7 @@ def test_renamed_collection_is_a_clear_error(emu):
         client.search("31TCJ", 51, START, END)
 
 
+@pytest.mark.slow
 def test_pystac_client_pages_geodes_wrongly_so_we_page_by_number(emu):
     """pystac-client finds the search endpoint and sends `query`, but follows `next` links,
     which GEODES points at the collection's item list without the search's filters (as in a

@@ -195,6 +195,7 @@ def test_secret_files_too_open_get_one_plain_warning_line(tmp_path, monkeypatch,
     assert "warning: " in err and ".netrc" in err and "chmod 600" in err and "pw\n" not in err
 
 
+@pytest.mark.slow
 def test_password_in_a_url_is_never_shown(tmp_path):
     env = {"FULLMAJA_STAC_PEPS_URL": "http://alice:s3cr3t-pw@127.0.0.1:9", "FULLMAJA_STAC_STATE_DIR": str(tmp_path)}
     for var in ("PEPS_EMAIL", "PEPS_PASSWORD", "FULLMAJA_STAC_PEPS_AUTH"):

@@ -90,6 +90,7 @@ def test_request_status_download_report_for_a_three_month_series(emu, store, tmp
         assert zf.testzip() is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["drop", "truncate", "500", "429", "html"])
 def test_downloads_complete_and_verified_despite_faults(tmp_path, store, fault, emulator):
     with emulator(faults={fault}) as emu:
@@ -123,6 +124,7 @@ def test_resumed_download_sends_range_and_ends_byte_identical(emu, store, tmp_pa
     assert (tmp_path / name).read_bytes() == served and not part.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["html", "truncate"])
 def test_bad_bodies_never_land_as_products(tmp_path, store, fault, emulator):
     with emulator(faults={fault}) as emu:
@@ -312,6 +314,7 @@ def test_password_file_netrc_and_environment(tmp_path, monkeypatch, capfd):
     assert find_credentials("https://elsewhere.example") is None
 
 
+@pytest.mark.slow
 def test_download_ingest_flag_lands_products_in_the_catalog(emu, store, tmp_path):
     """`download --ingest` (CLI) downloads a finished job and ingests what arrived."""
     client = PepsClient(emu.url, CREDS)

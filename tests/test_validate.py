@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from fullmaja_stac.stac.validate import BUNDLED_SCHEMA_MAP, catalog_objects, validate_catalog
 
 BREAKS = {
@@ -25,6 +27,7 @@ def _stac_validator_verdict(path) -> bool:
     return all(r["valid_stac"] for r in reports)
 
 
+@pytest.mark.slow
 def test_same_verdicts_as_stac_validator_on_valid_and_broken_items(catalog, tmp_path):
     root = tmp_path / "catalog"
     shutil.copytree(catalog, root)
