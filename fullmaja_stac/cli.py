@@ -14,6 +14,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape as esc  # text from files and servers is never read as Rich markup
 
 from fullmaja_stac.errors import FullMajaError
 
@@ -29,7 +30,7 @@ class _App(typer.Typer):
         try:
             return super().__call__(*args, **kwargs)
         except FullMajaError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {esc(str(exc))}", highlight=False, soft_wrap=True)
             raise SystemExit(1) from None
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -85,8 +86,8 @@ def info(product: Path = typer.Argument(..., help="A MAJA product: zip, folder o
     from fullmaja_stac.maja import read_product
 
     p = read_product(product)
-    console.print(f"[bold]{p.id}[/]")
-    console.print(f"  platform {p.platform}, tile {p.tile}, orbit {p.relative_orbit} (absolute {p.absolute_orbit})")
+    console.print(f"[bold]{esc(p.id)}[/]")
+    console.print(f"  platform {esc(p.platform)}, tile {esc(p.tile)}, orbit {p.relative_orbit} (absolute {p.absolute_orbit})")
     console.print(f"  acquired {p.acquired.isoformat()}, MAJA version {p.maja_version or 'not recorded'}, valid {p.valid}")
     console.print(f"  cloud {p.cloud_percent} %, snow {p.snow_percent} %, EPSG:{p.epsg}")
     for group, grid in p.grids.items():
@@ -135,11 +136,11 @@ def _print_ingest_report(report, catalog: Path) -> None:
         f"{len(report.failed)} failed"
     )
     for new, old in report.replaced:
-        console.print(f"  replaced {old} by {new}", highlight=False)
+        console.print(f"  replaced {esc(old)} by {esc(new)}", highlight=False)
     for given, newer in report.superseded:
-        console.print(f"  [yellow]skipped[/] {given}: {newer} is newer", highlight=False)
+        console.print(f"  [yellow]skipped[/] {esc(given)}: {esc(newer)} is newer", highlight=False)
     for source, reason in report.failed:
-        err_console.print(f"  [red]failed[/] {source}: {reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"  [red]failed[/] {esc(source)}: {esc(reason)}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -203,7 +204,7 @@ def validate(
         console.print(f"[green]valid[/]: {result.checked} objects ({counts})")
         return
     for path, error in result.invalid:
-        err_console.print(f"[red]invalid[/] {path}: {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]invalid[/] {esc(path)}: {esc(error)}", highlight=False, soft_wrap=True)
     err_console.print(f"{len(result.invalid)} of {result.checked} objects invalid")
     raise typer.Exit(1)
 
@@ -341,9 +342,9 @@ def status(
         table, notes = _status_table(store, selected)
         console.print(table)
         for note in notes:
-            console.print(f"  {note}", highlight=False, soft_wrap=True)
+            console.print(f"  {esc(note)}", highlight=False, soft_wrap=True)
         for error in errors:
-            err_console.print(f"  [red]{error}[/]", highlight=False, soft_wrap=True)
+            err_console.print(f"  [red]{esc(error)}[/]", highlight=False, soft_wrap=True)
         if not watch or all(j.state in TERMINAL for j in selected):
             break
         time.sleep(interval)
@@ -423,12 +424,12 @@ def _print_download_report(report) -> None:
     for d in report.dates:
         colour = {"downloaded": "green", "already there": "dim", "too cloudy": "yellow", "offline": "yellow",
                   "failed": "red"}[d.status]
-        console.print(f"  {d.date}  [{colour}]{d.status:>13}[/]  {d.name}" + (f"  {d.error}" if d.error else ""),
+        console.print(f"  {d.date}  [{colour}]{d.status:>13}[/]  {esc(d.name)}" + (f"  {esc(d.error)}" if d.error else ""),
                       highlight=False, soft_wrap=True)
     if report.report_path:
         console.print(f"  report: {report.report_path}")
     if report.disk_full:
-        err_console.print(report.disk_full, highlight=False, soft_wrap=True)
+        err_console.print(esc(report.disk_full), highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -509,12 +510,12 @@ def search(
     for column in ("cloud", "orbit", "MB", "online"):
         table.add_column(column, justify="right" if column != "online" else "left")
     for p in products:
-        table.add_row(p.name, f"{p.cloud_cover:g}%" if p.cloud_cover is not None else "", str(p.relative_orbit or ""),
+        table.add_row(esc(p.name), f"{p.cloud_cover:g}%" if p.cloud_cover is not None else "", str(p.relative_orbit or ""),
                       f"{(p.size or 0) / 1e6:.1f}", "yes" if p.online else "[yellow]no[/]" if p.href else "[red]no zip[/]")
     console.print(table)
     for p in products:
         if p.problem:
-            console.print(f"[yellow]{p.name}: {p.problem}[/]")
+            console.print(f"[yellow]{esc(p.name)}: {esc(p.problem)}[/]")
 
 
 @app.command()
@@ -543,7 +544,7 @@ def fetch(
     client, products = _geodes_search(provider, tile, orbit, start, end, max_cloud, geodes_url, name)
     for p in products:
         if p.problem:
-            console.print(f"[yellow]{p.name}: {p.problem}; skipped[/]")
+            console.print(f"[yellow]{esc(p.name)}: {esc(p.problem)}; skipped[/]")
     request = {"tile": tile, "orbit": orbit, "start": f"{start:%Y-%m-%d}", "end": f"{end:%Y-%m-%d}"}
     with make_progress(console, bytes_=True) as progress:
         report = fetch_products(_store(state_dir), client, products, request, out, RichDownloadObserver(progress))

@@ -204,3 +204,17 @@ def test_password_in_a_url_is_never_shown(tmp_path):
     out = run.stdout + run.stderr
     assert run.returncode == 1 and "s3cr3t-pw" not in out and "Traceback" not in out, out
     assert "cannot reach" in out and "127.0.0.1" in out
+
+
+def test_text_from_files_is_never_read_as_markup(tmp_path, series_specs):
+    """A product whose MTD says `[/]` (Rich's closing tag) in a file name must not crash the
+    report: text from files and servers is printed as it is."""
+    product = write_product(series_specs[0], tmp_path / "a", SynthOptions(size=24, seed=3, zipped=False))
+    mtd = next(product.glob("*_MTD_ALL.xml"))
+    text = mtd.read_text(encoding="utf-8")
+    victim = next(product.glob("*_FRE_B4.tif")).name
+    mtd.write_text(text.replace(victim, victim.replace(".tif", "[/bold][/].tif")), encoding="utf-8")
+    run = _cli("ingest", str(product), "--catalog", str(tmp_path / "catalog"))
+    out = run.stdout + run.stderr
+    assert run.returncode == 1 and "Traceback" not in out and "MarkupError" not in out, out[-2000:]
+    assert "[/bold][/].tif" in out and "missing from the product" in out
