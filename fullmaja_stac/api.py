@@ -236,7 +236,7 @@ def _pick(item: dict, search: Search) -> dict:
 
 
 def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA Sentinel-2 L2A",
-               time_limit: float = QUERY_SECONDS):
+               time_limit: float = QUERY_SECONDS, basemap: str | None = None):
     """The ASGI app: STAC API at ``/``, the catalog's files at ``/catalog/``, and a built
     STAC Browser pointed at the API under ``/browser/`` when ``browser`` is given."""
     try:
@@ -463,7 +463,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
 
         @app.get(f"{BROWSER_PREFIX}config.js", include_in_schema=False)
         def browser_settings(request: Request):
-            return Response(browser_config(catalog, str(request.base_url)), media_type="text/javascript")
+            return Response(browser_config(catalog, str(request.base_url), basemap), media_type="text/javascript")
 
         app.mount(BROWSER_PREFIX.rstrip("/"), StaticFiles(directory=browser, html=True), name="browser")
     return app
@@ -476,13 +476,13 @@ class ApiServer:
     """uvicorn on a socket bound up front, so port 0 works and the URL is known at once."""
 
     def __init__(self, index: ApiIndex, host: str = "127.0.0.1", port: int = 8000, browser: Path | None = None,
-                 time_limit: float = QUERY_SECONDS) -> None:
+                 time_limit: float = QUERY_SECONDS, basemap: str | None = None) -> None:
         try:
             import uvicorn
         except ImportError:
             raise FullMajaError(f"serve --api needs uvicorn: {INSTALL_HINT}") from None
 
-        app = create_app(index, browser, time_limit=time_limit)
+        app = create_app(index, browser, time_limit=time_limit, basemap=basemap)
         self.socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:

@@ -1,9 +1,13 @@
 """Build STAC Browser once, into the state folder, for ``fullmaja-stac serve --browser``.
 
-The npm package ships sources only. We build 4.0.1 with ``ol-stac`` pinned to 1.5.1 (1.6.0
-breaks the build against the ``ol`` it pins), hash routing and the ``/browser/`` prefix, and
-with its runtime ``config.js`` enabled, so one build serves any catalog URL: the server
-writes that file on the fly.
+The npm package ships sources only. We build 4.0.1 with ``ol-stac`` pinned to 1.1.0: STAC
+Browser 4.0.1 hands the map its own ``stac-js`` 0.1 objects, and only ol-stac 1.0/1.1 are
+built on that stac-js (later ones call 0.4/0.5 methods such as ``getStatistics`` and
+``rankGeoFiles`` on them, so nothing is shown and "Show on map" throws). Hash routing, the
+``/browser/`` prefix and the runtime ``config.js`` make one build serve any catalog URL: the
+server writes that file on the fly. The Earth basemap is read from that file too
+(``basemapUrl``), and there is none by default, so the map works offline with no failed
+requests.
 """
 
 from __future__ import annotations
@@ -19,12 +23,26 @@ from pathlib import Path
 from fullmaja_stac.errors import FullMajaError
 
 STAC_BROWSER = "@radiantearth/stac-browser@4.0.1"
-OL_STAC_PIN = "1.5.1"
+OL_STAC_PIN = "1.1.0"  # the ol-stac built on STAC Browser 4.0.1's stac-js ~0.1 (see above)
+# The Earth basemap comes from the runtime config (none by default: offline, no failed request).
+BASEMAPS_EARTH = """earth: (typeof window !== 'undefined' && window.STAC_BROWSER_CONFIG && window.STAC_BROWSER_CONFIG.basemapUrl)
+    ? [{url: window.STAC_BROWSER_CONFIG.basemapUrl, is: 'XYZ', title: 'Basemap', projection: 'EPSG:3857',
+        attributions: window.STAC_BROWSER_CONFIG.basemapAttributions || ''}]
+    : [],"""
+
+
+BUILD_ID = f"{STAC_BROWSER} ol-stac {OL_STAC_PIN} runtime-basemap"  # a build made otherwise is rebuilt
+BUILD_STAMP = ".fullmaja-stac-build"
 
 
 def built_browser(state_dir: Path) -> Path | None:
+    """The build in the state folder, if it was made the way this version builds it."""
     dist = state_dir / "stac-browser"
-    return dist if (dist / "index.html").exists() else None
+    try:
+        same = (dist / BUILD_STAMP).read_text() == BUILD_ID
+    except OSError:
+        same = False
+    return dist if same and (dist / "index.html").exists() else None
 
 
 def _run(cmd: list[str], cwd: Path, env: dict | None = None) -> None:
@@ -52,6 +70,11 @@ def build_browser(state_dir: Path, log=print) -> Path:
         pkg["dependencies"]["ol-stac"] = OL_STAC_PIN
         pkg["overrides"] = {**pkg.get("overrides", {}), "ol-stac": OL_STAC_PIN}
         (src / "package.json").write_text(json.dumps(pkg, indent=2))
+        basemaps = src / "basemaps.config.js"
+        text = basemaps.read_text()
+        start = text.index("earth: [")
+        end = text.index("],", start) + 2
+        basemaps.write_text(text[:start] + BASEMAPS_EARTH + text[end:])
         index = src / "public" / "index.html"
         index.write_text(index.read_text().replace(
             '<!-- <script defer="defer" src="/config.js"></script> -->', '<script src="config.js"></script>'))
@@ -66,6 +89,7 @@ def build_browser(state_dir: Path, log=print) -> Path:
         staged = state_dir / ".stac-browser-new"
         shutil.rmtree(staged, ignore_errors=True)
         shutil.copytree(dist, staged)
+        (staged / BUILD_STAMP).write_text(BUILD_ID)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staged, target)
     return target
@@ -90,7 +114,7 @@ def _crs_definitions(catalog: Path) -> dict[str, str]:
     return {f"EPSG:{c}": CRS.from_epsg(c).to_wkt(WktVersion.WKT1_GDAL) for c in sorted(codes)}
 
 
-def browser_config(catalog: Path, catalog_url: str) -> bytes:
+def browser_config(catalog: Path, catalog_url: str, basemap_url: str | None = None) -> bytes:
     config = {
         "catalogUrl": catalog_url,
         "catalogTitle": "MAJA Sentinel-2 L2A",
@@ -99,5 +123,6 @@ def browser_config(catalog: Path, catalog_url: str) -> bytes:
         "pathPrefix": BROWSER_PREFIX,
         "crs": _crs_definitions(catalog),
         "displayGeoTiffByDefault": False,
+        "basemapUrl": basemap_url,  # an XYZ template such as https://tile.openstreetmap.org/{z}/{x}/{y}.png
     }
     return f"window.STAC_BROWSER_CONFIG = {json.dumps(config, indent=2)};\n".encode()

@@ -563,6 +563,9 @@ def serve(
     port: int = typer.Option(8000, help="Port on 127.0.0.1 (0 picks a free one)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     browser: bool = typer.Option(False, "--browser", help="Also serve STAC Browser at /browser/ (built once with npm)."),
+    basemap: Optional[str] = typer.Option(None, "--basemap", envvar="FULLMAJA_STAC_BASEMAP_URL",
+                                          help="XYZ tile URL of a basemap for STAC Browser's map, e.g. "
+                                          "https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, works offline)."),
     api: bool = typer.Option(False, "--api", help="Serve a STAC API (item search with bbox, datetime, query, "
                              "filter, sort) instead of the static files; needs the [api] extra."),
     state_dir: Optional[Path] = StateDir,
@@ -585,7 +588,7 @@ def serve(
         dist = built_browser(folder) or build_browser(folder, log=lambda m: console.print(f"STAC Browser: {m}"))
     with Counter(console, "indexing items for search") as progress:
         server, description = open_server(catalog, host=host, port=port, browser=dist, api=api, state_dir=folder,
-                                          progress=progress)
+                                          progress=progress, basemap=basemap)
     console.print(description)
     if dist:
         console.print(f"STAC Browser: [bold]{server.browser_url}[/]")

@@ -21,7 +21,8 @@ MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "imag
 
 class CatalogServer(LoopbackServer):
     def __init__(self, catalog: Path, port: int = 8000, host: str = "127.0.0.1", browser: Path | None = None,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, basemap: str | None = None) -> None:
+        self.basemap = basemap
         self.catalog = Path(catalog).resolve()
         if not (self.catalog / "catalog.json").exists():
             raise FullMajaError(f"{catalog}: no catalog.json here; run `fullmaja-stac ingest` or `fullmaja-stac demo` first")
@@ -77,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith(BROWSER_PREFIX.rstrip("/")) and srv.browser is not None:
             rel = path[len(BROWSER_PREFIX):] if path.startswith(BROWSER_PREFIX) else ""
             if rel == "config.js":
-                return browser_config(srv.catalog, srv.catalog_url)
+                return browser_config(srv.catalog, srv.catalog_url, srv.basemap)
             base, rel = srv.browser, rel or "index.html"
         else:
             base, rel = srv.catalog, path.lstrip("/") or "catalog.json"
@@ -153,7 +154,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def open_server(catalog: Path, *, host: str = "127.0.0.1", port: int = 8000, browser: Path | None = None,
-                api: bool = False, state_dir: Path | None = None, progress=None):
+                api: bool = False, state_dir: Path | None = None, progress=None, basemap: str | None = None):
     """The server ``fullmaja-stac serve`` runs, started: the STAC API over an index kept in
     ``state_dir`` (``api``), or the static files. Returns it and one line that says where."""
     if api:
@@ -161,10 +162,10 @@ def open_server(catalog: Path, *, host: str = "127.0.0.1", port: int = 8000, bro
         from fullmaja_stac.config import state_dir as resolve_state
 
         index = build_index(catalog, resolve_state(state_dir) / "api-index", progress=progress)
-        server = ApiServer(index, host=host, port=port, browser=browser).start()
+        server = ApiServer(index, host=host, port=port, browser=browser, basemap=basemap).start()
         count = len(index.rebuilt)
         state = f"{count} tile-year{'s' if count > 1 else ''} re-indexed" if count else "index up to date"
         return server, f"STAC API: {server.url}/ ({state} in {index.path})"
-    server = CatalogServer(catalog, port=port, host=host, browser=browser).start()
+    server = CatalogServer(catalog, port=port, host=host, browser=browser, basemap=basemap).start()
     return server, f"catalog: {server.catalog_url}"
 
