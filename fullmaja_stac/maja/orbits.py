@@ -5,7 +5,7 @@ absolute orbit shifted by a per-satellite constant, checked on real (absolute, r
 from published products:
 
 - S2A: A008342 → R051 (2017-01-26), A041859 → R106 (2023-06-28)
-- S2B: A003080 → R051 (2017-10-08, MAJA product in DESIGN.md), A030802 → R031 (2023-01-29),
+- S2B: A003080 → R051 (2017-10-08, a real MAJA product), A030802 → R031 (2023-01-29),
   A034041 → R124 (2023-09-12)
 - S2C: A010031 → R051 (2026-08-07), A009674 → R123 (2026-07-13), A008614 → R064 (2026-04-30)
 """

@@ -1,6 +1,6 @@
 """Synthetic MAJA L2A products in MUSCATE format, for tests, the demo and benchmarks.
 
-The layout, names and MTD_ALL.xml follow real products (DESIGN.md §3); pixels behave like a
+The layout, names and MTD_ALL.xml follow real products (MAJA's own MUSCATE templates; docs/NOTES.md); pixels behave like a
 landscape: smooth land with a plausible spectrum per band, lakes, snow on high ground,
 clouds with shadows cast away from the sun, saturated specks, and masks computed from the same
 fields, so cloud and snow percentages in the MTD match the masks. Pixels sit on the real

@@ -1,7 +1,7 @@
 """A local PEPS (and GEODES): the FULL_MAJA WPS protocol and GEODES's STAC search on
 127.0.0.1, serving synthetic MAJA products.
 
-It speaks the same URLs and documents as PEPS (DESIGN.md §2), with HTTP Basic auth, a queue
+It speaks the same URLs and documents as PEPS (the reference scripts full_maja_process.py / full_maja_download.py; docs/NOTES.md), with HTTP Basic auth, a queue
 of at most 10 running jobs, progress on a simulated clock (``speed`` emulated seconds per
 real second), real MUSCATE zips for the passes of the requested tile and orbit, NOVALD names
 for too-cloudy dates, ``unprocessed`` for split products, HTTP Range, and switchable faults.

@@ -1,4 +1,4 @@
-"""MajaProduct + converted COGs → pystac.Item, following DESIGN.md §4 and §5.
+"""MajaProduct + converted COGs → pystac.Item: the STAC stage of docs/ARCHITECTURE.md.
 
 Projection is written as v1.2.0 with both ``proj:code`` and an integer ``proj:epsg``
 (stackstac needs the latter; v2.0.0 forbids it), per asset ``proj:shape``/``proj:transform``
