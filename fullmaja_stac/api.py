@@ -75,6 +75,7 @@ JSON_SCHEMA_KIND = {"number": {"type": "number"}, "integer": {"type": "integer"}
                     "boolean": {"type": "boolean"}, "timestamp": {"type": "string", "format": "date-time"},
                     "geometry": {"$ref": "https://geojson.org/schema/Geometry.json"}}
 
+
 class Unavailable(Exception):
     """A search that ran past its time limit (503)."""
 
