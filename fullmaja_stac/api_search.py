@@ -39,7 +39,6 @@ SWAPPED = {"=": "=", "<>": "<>", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 SPATIAL = {"s_intersects", "s_disjoint", "s_within", "s_contains", "s_equals", "s_touches", "s_overlaps", "s_crosses"}
 TEMPORAL = {"t_intersects", "anyinteracts", "t_equals", "t_before", "t_after", "t_during"}
 LOGICAL = {"and", "or", "not"}
-OTHER = {"like", "between", "in", "isnull"}
 KNOWN_OPS = sorted({*COMPARISONS, *SPATIAL, *TEMPORAL, *LOGICAL, "like", "between", "in", "isNull"})
 
 # Query extension operators (https://github.com/stac-api-extensions/query)
@@ -561,8 +560,13 @@ def parse_search(params: dict[str, Any], queryables: dict[str, Queryable], post:
     and build SQL."""
     if not isinstance(params, dict):
         raise SearchError("the search body must be a JSON object")
+    unknown = sorted(set(params) - SEARCH_FIELDS)
+    if unknown:
+        raise SearchError(f"unknown parameter {shown(unknown[0])}; known: {', '.join(sorted(SEARCH_FIELDS))}")
     if post and isinstance(params.get("bbox"), str):
         raise SearchError("bbox: in a POST body, bbox is an array of numbers, not a string")
+    if post and "fields" in params and params["fields"] is None:
+        raise SearchError("fields: null is not a fields object; leave it out or send {\"include\": [...]}")
     search = Search()
     tr = Translator(queryables)
 
