@@ -56,16 +56,20 @@ def multihash_sha256(path: Path) -> str:
     return "1220" + digest.hexdigest()
 
 
+def _vrt_dataset_start(src) -> str:
+    """The opening of a VRT on ``src``'s grid: size, CRS and geotransform."""
+    srs = f"<SRS>{escape(src.crs.to_wkt())}</SRS>" if src.crs else ""
+    transform = ", ".join(repr(v) for v in src.transform.to_gdal())
+    return f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">{srs}<GeoTransform>{transform}</GeoTransform>'
+
+
 def band_vrt(src, band_index: int, nodata: float | None, scale: float | None, offset: float | None,
              description: str | None) -> str:
     """A one-band VRT over ``src``'s band that adds what the GeoTIFF should say about it."""
     def text(value: object) -> str:
         return escape(str(value))
 
-    parts = [f'<VRTDataset rasterXSize="{src.width}" rasterYSize="{src.height}">']
-    if src.crs:
-        parts.append(f"<SRS>{text(src.crs.to_wkt())}</SRS>")
-    parts.append(f"<GeoTransform>{', '.join(repr(v) for v in src.transform.to_gdal())}</GeoTransform>")
+    parts = [_vrt_dataset_start(src)]
     parts.append(f'<VRTRasterBand dataType="{GDAL_TYPES[src.dtypes[band_index - 1]]}" band="1">')
     if nodata is not None:
         parts.append(f"<NoDataValue>{nodata!r}</NoDataValue>")
@@ -124,11 +128,7 @@ def visual_vrt(sources: list[str], nodata: float, quantification: float) -> str:
     top = int(round(VISUAL_MAX_REFLECTANCE * quantification))
     lut = f"{nodata:g}:0,{nodata + 1:g}:1,0:1,{top}:255"
     with rasterio.open(sources[0]) as first:
-        width, height, crs, transform = first.width, first.height, first.crs, first.transform
-    parts = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">']
-    if crs:
-        parts.append(f"<SRS>{escape(crs.to_wkt())}</SRS>")
-    parts.append(f"<GeoTransform>{', '.join(repr(v) for v in transform.to_gdal())}</GeoTransform>")
+        parts = [_vrt_dataset_start(first)]
     for i, (path, colour) in enumerate(zip(sources, ("Red", "Green", "Blue")), start=1):
         parts.append(f'<VRTRasterBand dataType="Byte" band="{i}"><NoDataValue>0</NoDataValue>'
                      f"<ColorInterp>{colour}</ColorInterp><Description>{colour.lower()} (true colour, reflectance 0 to "

@@ -132,6 +132,7 @@ class _Work:
     staging: Path
     replaces: list[str]
     pending: int
+    visual: list[str] | None  # the B4, B3, B2 rasters of the true-colour COG, if the product has them
     results: dict[str, CogResult] = field(default_factory=dict)
     error: str | None = None
 
@@ -270,9 +271,10 @@ def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: In
     plans = plan_assets(product)
     staging = store.staging_dir(where)
     staging.mkdir(parents=True, exist_ok=True)
-    tasks = len(plans) + (1 if visual_sources(product, plans) else 0)
+    visual = visual_sources(product, plans)
+    tasks = len(plans) + (1 if visual else 0)
     observer.product_started(product.id, tasks)
-    return _Work(product, where, plans, staging, sorted(others), tasks)
+    return _Work(product, where, plans, staging, sorted(others), tasks, visual)
 
 
 VISUAL_KEYS = ("red", "green", "blue")  # B4, B3, B2 flat reflectance at 10 m
@@ -298,10 +300,9 @@ def _run(todo, store, report, observer, submit, provenance, now) -> None:
                         plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
                         f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
                 futures[submit(_convert_task, *args)] = (work, plan)
-            sources = visual_sources(work.product, work.plans)
-            if sources:
+            if work.visual:
                 target = str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}")
-                futures[submit(convert_visual, sources, target, work.product.reflectance_nodata,
+                futures[submit(convert_visual, work.visual, target, work.product.reflectance_nodata,
                                work.product.reflectance_quantification)] = (work, None)
         remaining = set(futures)
         while remaining:
@@ -330,9 +331,12 @@ def _reason(exc: Exception, work: _Work, plan: AssetPlan | None) -> str:
         return exc.reason_within(work.product.source)
     name = plan.filename if plan else f"{work.product.id}{VISUAL_FILE_SUFFIX}"
     if _disk_full(work.staging, exc):
-        return (f"no space left on the device of {printable_path(work.staging.parent)} while writing "
-                f"{name}; free some space and run the same command again")
+        return _no_space(work.staging.parent, f" while writing {name}")
     return f"{plan.raster.path if plan else name}: {type(exc).__name__}: {exc}"
+
+
+def _no_space(folder: Path, doing: str = "") -> str:
+    return f"no space left on the device of {printable_path(folder)}{doing}; free some space and run the same command again"
 
 
 def _disk_full(folder: Path, exc: Exception) -> bool:
@@ -362,8 +366,7 @@ def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, pr
         except ProductError as exc:
             work.error = exc.problem
         except OSError as exc:
-            work.error = (f"no space left on the device of {printable_path(work.staging.parent)}; free some space and "
-                          "run the same command again") if _disk_full(work.staging, exc) else f"{type(exc).__name__}: {exc}"
+            work.error = _no_space(work.staging.parent) if _disk_full(work.staging, exc) else f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # noqa: BLE001 - one product's failure must not stop the others
             work.error = f"{type(exc).__name__}: {exc}"
     if work.error is not None:
