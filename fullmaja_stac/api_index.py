@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
@@ -100,29 +100,31 @@ class Row:
     properties: dict[str, tuple[str, object]]  # name -> (kind, value as stored)
 
 
-def _kind(value: object) -> str | None:
+def _queryable_value(value: object) -> tuple[str, object] | None:
+    """(kind, value as stored) of a scalar property; None for lists and objects. Timestamps
+    are stored as seconds since 1970, so that they compare as numbers."""
     if isinstance(value, bool):
-        return BOOLEAN
+        return BOOLEAN, int(value)
     if isinstance(value, int):
-        return INTEGER
+        return INTEGER, value
     if isinstance(value, float):
-        return NUMBER
+        return NUMBER, value
     if isinstance(value, str):
-        if len(value) >= 20 and value[4:5] == "-" and value[10:11] in ("T", "t") and _epoch(value) is not None:
-            return TIMESTAMP
-        return STRING
+        if len(value) >= 20 and value[4:5] == "-" and value[10:11] in ("T", "t"):
+            epoch = _epoch(value)
+            if epoch is not None:
+                return TIMESTAMP, epoch
+        return STRING, value
     return None
 
 
 def _epoch(text: str) -> float | None:
+    """Seconds since 1970 of an RFC 3339 timestamp; one without a zone is taken as UTC."""
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00")).timestamp()
+        when = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
-
-
-def _stored(kind: str, value: object) -> object:
-    return _epoch(value) if kind == TIMESTAMP else int(value) if kind == BOOLEAN else value  # type: ignore[arg-type]
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def read_rows(paths: list[Path], catalog: Path) -> list[Row]:
@@ -137,9 +139,9 @@ def read_rows(paths: list[Path], catalog: Path) -> list[Row]:
         geom = shapely.geometry.shape(item["geometry"])
         props = {}
         for name, value in item.get("properties", {}).items():
-            kind = _kind(value)
-            if kind is not None and name != "datetime":
-                props[name] = (kind, _stored(kind, value))
+            queryable = _queryable_value(value)
+            if queryable is not None and name != "datetime":
+                props[name] = queryable
         when = item["properties"].get("datetime") or item["properties"].get("start_datetime")
         rows.append(Row(item["id"], item.get("collection", COLLECTION_ID), _epoch(when) if when else None,
                         tuple(geom.bounds), shapely.to_wkb(geom), path.parent.relative_to(catalog).as_posix(),
