@@ -253,11 +253,8 @@ def _add_cog_asset(item: pystac.Item, product: MajaProduct, cog: CogAsset) -> No
     grid = product.grids.get(group or "")
     roles = list(MASK_FAMILIES[cog.family].roles) if cog.is_mask else list(ROLE_BY_FAMILY[cog.family])
     asset = _add_file_asset(item, cog.key, cog.filename, COG_MEDIA_TYPE, cog.title, roles, cog.size, cog.checksum)
-    fields = asset.extra_fields
     if grid:
-        fields["proj:shape"] = list(grid.shape)
-        fields["proj:transform"] = list(grid.transform)[:6]
-        fields["gsd"] = grid.resolution
+        asset.extra_fields.update(_grid_fields(grid))
 
     band = RasterBand.create(
         data_type=DataType(raster.dtype),
@@ -287,10 +284,14 @@ def _add_visual_asset(item: pystac.Item, product: MajaProduct, cog: CogAsset) ->
     asset = _add_file_asset(item, cog.key, cog.filename, COG_MEDIA_TYPE, cog.title, ["visual"], cog.size, cog.checksum)
     grid = product.grids.get("R1")
     if grid:
-        asset.extra_fields.update({"proj:shape": list(grid.shape), "proj:transform": list(grid.transform)[:6],
-                                   "gsd": grid.resolution})
-    EOExtension.ext(asset).bands = [eo_band(BY_MAJA_ID[b], product.spectral.get(b), f"{BY_MAJA_ID[b].common_name}")
+        asset.extra_fields.update(_grid_fields(grid))
+    EOExtension.ext(asset).bands = [eo_band(BY_MAJA_ID[b], product.spectral.get(b), BY_MAJA_ID[b].common_name)
                                     for b in VISUAL_BANDS]
+
+
+def _grid_fields(grid) -> dict[str, object]:
+    """An asset's projection fields and gsd, from the MTD grid it is on."""
+    return {"proj:shape": list(grid.shape), "proj:transform": list(grid.transform)[:6], "gsd": grid.resolution}
 
 
 def _bitfields(family: str, group: str | None) -> list[Bitfield]:
