@@ -50,10 +50,6 @@ GROUP_PIXEL_M = {g: float(m) for g, m in GROUP_RESOLUTION_M.items()}
 SOLAR_IRRADIANCE = {"B1": 1913.57, "B2": 1941.63, "B3": 1822.61, "B4": 1512.79, "B5": 1425.56, "B6": 1288.32,
                     "B7": 1163.19, "B8": 1036.39, "B8A": 955.19, "B9": 813.04, "B10": 367.15, "B11": 245.59,
                     "B12": 85.25}
-
-
-def _group_of(band: str) -> str:
-    return next((g for g, members in L2A_GROUPS.items() if band in members), "R3")
 R1_PIXEL_M = GROUP_PIXEL_M["R1"]
 MG2_NATURES = ("Water", "Cloud", "Snow", "Cloud_Shadow", "Topography_Shadow", "Hidden_Surface", "Sun_Too_Low", "Tangent_Sun")
 
@@ -596,7 +592,7 @@ def _mtd_xml(spec, options, files, quicklook, jpi, scene, sun, center) -> bytes:
         info = BY_MAJA_ID[b]
         sb = _sub(spectral, "Spectral_Band_Informations", band_id=b)
         _sub(sb, "SOLAR_IRRADIANCE", f"{SOLAR_IRRADIANCE[b]:.2f}", unit="W/m²/µm")
-        _sub(sb, "SPATIAL_RESOLUTION", GROUP_PIXEL_M[_group_of(b)], unit="m")
+        _sub(sb, "SPATIAL_RESOLUTION", GROUP_PIXEL_M[info.default_group], unit="m")
         wl = _sub(sb, "Wavelength")
         _sub(wl, "MIN", f"{(info.center_um - info.fwhm_um / 2) * 1000:.0f}", unit="nm")
         _sub(wl, "MAX", f"{(info.center_um + info.fwhm_um / 2) * 1000:.0f}", unit="nm")
