@@ -37,6 +37,12 @@ class ProductError(FullMajaError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self):
+        # Raised in ingest's worker processes and sent back pickled: without this, unpickling
+        # called __init__ with one argument, and the pool was declared broken (every product
+        # still converting failed with BrokenProcessPool).
+        return (type(self), (self.path, self.problem))
+
     def reason_within(self, product: object) -> str:
         """The problem, naming the file inside ``product`` it is about (if it is not the
         product itself): what a per-product report line needs."""

@@ -17,7 +17,7 @@ import pytest
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
-from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.errors import FullMajaError, ProductError
 from fullmaja_stac.ingest import ingest
 from fullmaja_stac.maja import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, write_product
@@ -321,15 +321,28 @@ def test_corrupt_product_among_good_ones(tmp_path, product_zips):
 
 
 def test_corrupt_raster_data_fails_only_that_product(tmp_path, product_folders):
+    """The failing product goes first: its error comes back from a worker process (pickled),
+    and the products converted after it must not be lost with a broken pool."""
     bad = tmp_path / product_folders[1].name
     shutil.copytree(product_folders[1], bad)
     victim = next(bad.glob("*_FRE_B8.tif"))
     data = bytearray(victim.read_bytes())
     victim.write_bytes(bytes(data[: len(data) - 2000]))  # header intact, pixels cut
-    report = ingest([product_folders[0], bad], tmp_path / "catalog", workers=2)
+    good = [product_folders[0], *product_folders[2:4]]
+    report = ingest([bad, *good], tmp_path / "catalog", workers=2)
     assert [s for s, _ in report.failed] == [str(bad)]
-    assert len(report.added) == 1
+    assert "FRE_B8" in report.failed[0][1] and "cannot convert to COG" in report.failed[0][1]
+    assert len(report.added) == 3
     assert not list((tmp_path / "catalog").rglob(".staging-*"))
+
+
+def test_product_error_survives_pickling():
+    """What a worker raises reaches the parent whole (path, problem, one-line text)."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ProductError("/data/p.zip!B8.tif", "cannot convert to COG (x)")))
+    assert (error.path, error.problem, str(error)) == ("/data/p.zip!B8.tif", "cannot convert to COG (x)",
+                                                       "/data/p.zip!B8.tif: cannot convert to COG (x)")
 
 
 def test_newer_version_replaces_older(tmp_path, series_specs):
