@@ -6,6 +6,9 @@ pick empty pixels.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import rasterio
 import rasterio.features
@@ -15,18 +18,20 @@ from shapely.geometry import box, mapping, shape
 from shapely.ops import unary_union
 
 from fullmaja_stac.errors import ProductError
-from fullmaja_stac.maja.product import MajaProduct
+from fullmaja_stac.maja.product import MajaProduct, local_raster
 
 
-def valid_footprint(product: MajaProduct) -> tuple[dict, list[float]]:
-    """(GeoJSON geometry, bbox) of the pixels EDG marks valid; the grid extent without EDG."""
+def valid_footprint(product: MajaProduct, scratch: Path | None = None) -> tuple[dict, list[float]]:
+    """(GeoJSON geometry, bbox) of the pixels EDG marks valid; the grid extent without EDG.
+    ``scratch``: a folder for the EDG mask inflated from a zip (a temporary one if None)."""
     edges = [r for r in product.rasters if r.kind == "EDG" and r.group in product.grids]
     grid = product.grids.get("R1") or next(iter(product.grids.values()))
     footprint = None
     if edges:  # the coarsest EDG is enough for a footprint simplified to its pixel size
         edg = max(edges, key=lambda r: product.grids[r.group].resolution)
         try:
-            with rasterio.open(product.gdal_path(edg.path)) as ds:
+            with tempfile.TemporaryDirectory(dir=scratch, prefix=".edg-") as folder, \
+                    local_raster(product.raster_source(edg), Path(folder) / "edg.tif") as path, rasterio.open(path) as ds:
                 valid = ds.read(1) == 0
                 transform, resolution = ds.transform, abs(ds.transform.a)
         except RasterioError as exc:

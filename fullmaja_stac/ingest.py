@@ -25,6 +25,7 @@ from fullmaja_stac.lifeline import die_with_parent, worker_context
 from fullmaja_stac.maja.product import (
     MTD_SUFFIX,
     MajaProduct,
+    RasterSource,
     read_identity,
     read_member,
     read_product,
@@ -132,12 +133,13 @@ class _Work:
     staging: Path
     replaces: list[str]
     pending: int
-    visual: list[str] | None  # the B4, B3, B2 rasters of the true-colour COG, if the product has them
+    visual: bool  # whether to make the true-colour COG (from the red, green and blue COGs, once written)
     results: dict[str, CogResult] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)  # keys of the tasks done, well or not
     error: str | None = None
 
 
-def _convert_task(source: str, target: str, band: int, nodata, resampling: str, predictor: bool,
+def _convert_task(source: RasterSource, target: str, band: int, nodata, resampling: str, predictor: bool,
                   scale: float | None, description: str) -> CogResult:
     return convert(source, target, band, nodata, resampling, predictor, scale, 0.0 if scale is not None else None,
                    description)
@@ -271,7 +273,7 @@ def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: In
     plans = plan_assets(product)
     staging = store.staging_dir(where)
     staging.mkdir(parents=True, exist_ok=True)
-    visual = visual_sources(product, plans)
+    visual = has_visual(plans)
     tasks = len(plans) + (1 if visual else 0)
     observer.product_started(product.id, tasks)
     return _Work(product, where, plans, staging, sorted(others), tasks, visual)
@@ -282,39 +284,53 @@ VISUAL_FILE_SUFFIX = "_TCI.tif"
 VISUAL_TITLE = f"True colour (B4, B3, B2; reflectance 0-{VISUAL_MAX_REFLECTANCE:g} stretched to 1-255, 0 = no data)"
 
 
-def visual_sources(product: MajaProduct, plans: list[AssetPlan]) -> list[str] | None:
-    by_key = {p.key: p for p in plans}
-    if not all(k in by_key for k in VISUAL_KEYS):
-        return None
-    return [product.gdal_path(by_key[k].raster.path) for k in VISUAL_KEYS]
+def has_visual(plans: list[AssetPlan]) -> bool:
+    """Whether the product has the B4, B3, B2 rasters the true-colour COG is made of."""
+    keys = {p.key for p in plans}
+    return all(k in keys for k in VISUAL_KEYS)
 
 
 def _run(todo, store, report, observer, submit, provenance, now) -> None:
     futures: dict = {}
+
+    def submit_visual(work: _Work):
+        """The true-colour COG reads the red, green and blue COGs just written (local and
+        tiled), so that no zip member is read twice."""
+        target = str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}")
+        sources = [work.results[k].path for k in VISUAL_KEYS]
+        future = submit(convert_visual, sources, target, work.product.reflectance_nodata,
+                        work.product.reflectance_quantification)
+        futures[future] = (work, None)
+        return future
+
     try:
         for work in todo:
             # Largest rasters first within a product: less idle time at the end of the pool.
             by_size = sorted(work.plans, key=lambda p: -_pixels(work.product, p))
             for plan in by_size:
-                args = (work.product.gdal_path(plan.raster.path), str(work.staging / plan.filename), plan.band_index,
+                args = (work.product.raster_source(plan.raster), str(work.staging / plan.filename), plan.band_index,
                         plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
                         f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
                 futures[submit(_convert_task, *args)] = (work, plan)
-            if work.visual:
-                target = str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}")
-                futures[submit(convert_visual, work.visual, target, work.product.reflectance_nodata,
-                               work.product.reflectance_quantification)] = (work, None)
         remaining = set(futures)
         while remaining:
             done, remaining = _wait_first(remaining)
             for future in done:
                 work, plan = futures[future]
+                key = plan.key if plan else "visual"
                 try:
-                    work.results[plan.key if plan else "visual"] = future.result()
+                    work.results[key] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the product fails, the others go on
                     work.error = work.error or _reason(exc, work, plan)
+                work.finished.add(key)
                 work.pending -= 1
                 observer.raster_done(work.product.id)
+                if work.visual and key in VISUAL_KEYS and work.finished.issuperset(VISUAL_KEYS):
+                    if work.error is None:
+                        remaining.add(submit_visual(work))
+                    else:  # the product has failed: no true-colour COG to make
+                        work.pending -= 1
+                        observer.raster_done(work.product.id)
                 if work.pending == 0:
                     _finish(work, store, report, observer, provenance, now)
     finally:
@@ -358,7 +374,7 @@ def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, pr
     if work.error is None:
         try:
             extra = _copy_sidecars(product, work.staging)
-            geometry, bbox = valid_footprint(product)
+            geometry, bbox = valid_footprint(product, work.staging)
             source_name = Path(product.source).name
             item = build_item(product, _cog_assets(work), geometry, bbox, extra, now(),
                               provenance.get(source_name) or provenance.get(product.id))

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,49 @@ def _marked(mark: str) -> list[int]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
 @pytest.mark.slow
+def _rezip(source: Path, target: Path, suffix: str, change) -> str:
+    """A copy of the product zip ``source`` whose member ending in ``suffix`` is ``change(bytes)``."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename.endswith(suffix):
+                data, name = change(data), info.filename
+            new.writestr(info, data)
+    return name
+
+
+def test_a_raster_member_failing_its_crc_fails_that_product_by_name(tmp_path, product_zips):
+    """The bytes of one raster were damaged in the zip (its TIFF header still reads): the
+    member is inflated once before conversion and its CRC is checked; the product is
+    refused as corrupt, naming the member, and the next product still lands."""
+    bad = tmp_path / product_zips[1].name
+    shutil.copy(product_zips[1], bad)
+    data = bytearray(bad.read_bytes())
+    with zipfile.ZipFile(bad) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith("_FRE_B8.tif"))
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    middle = start + info.compress_size * 2 // 3
+    for i in range(middle, middle + 8):
+        data[i] ^= 0x55
+    bad.write_bytes(bytes(data))
+    report = ingest([bad, product_zips[0]], tmp_path / "catalog", workers=2)
+    assert len(report.added) == 1 and [Path(s).name for s, _ in report.failed] == [bad.name]
+    reason = report.failed[0][1]
+    assert "_FRE_B8.tif" in reason and "fails its CRC check" in reason and "download it again" in reason
+    assert not list((tmp_path / "catalog").rglob(".*.src")) and not list((tmp_path / "catalog").rglob(".staging-*"))
+
+
+def test_a_raster_member_bigger_than_its_header_is_refused_before_inflating(tmp_path, product_zips):
+    """A zip bomb in a product's clothes: the TIFF header says 60x60 px but the member
+    inflates to 40 MB. It is refused from the zip's directory, without writing it out."""
+    bomb = tmp_path / product_zips[0].name
+    member = _rezip(product_zips[0], bomb, "_SAT_R1.tif", lambda data: data + bytes(40 << 20))
+    report = ingest([bomb], tmp_path / "catalog", workers=1)
+    assert not report.added
+    reason = report.failed[0][1]
+    assert member.rsplit("/", 1)[-1] in reason and "more than the" in reason and "damaged or hostile" in reason
+
+
 def test_kill_9_with_workers_leaves_no_process_behind(tmp_path, series_specs):
     inputs = tmp_path / "inputs"
     for spec in series_specs[:3]:

@@ -1,7 +1,9 @@
 """MajaProduct: one MAJA L2A product (zip or folder) as a plain model.
 
 Everything comes from ``MTD_ALL.xml`` and the files it lists. A zip is read in place: the
-XML through :mod:`zipfile`, rasters through GDAL's ``/vsizip/``. Nothing is extracted.
+XML through :mod:`zipfile`, raster headers through GDAL's ``/vsizip/``. A raster whose
+pixels are all read (a conversion) is first inflated once, front to back, to a scratch file
+(:func:`local_raster`): see there why.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ import math
 import os
 import posixpath
 import re
+import shutil
 import zipfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
+import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.errors import RasterioError
@@ -29,6 +35,9 @@ from fullmaja_stac.tiles import TILE_SIZE_M, tile_grid
 
 MTD_SUFFIX = "_MTD_ALL.xml"
 MAX_XML_BYTES = 64 * 1024 * 1024
+# A raster member may hold its pixels plus TIFF headers and tags; beyond that it is not the
+# raster its header describes, and inflating it would only fill the disk.
+MEMBER_SLACK_BYTES = 16 * 1024 * 1024
 NAME_PATTERN = re.compile(
     r"^(?P<platform>SENTINEL2[A-Z])_(?P<date>\d{8}-\d{6}-\d{3})_(?P<level>L\d[A-Z])_"
     r"T?(?P<tile>\d{2}[A-Z]{3})_(?P<nature>[A-Z])_V(?P<version>\d+-\d+)$"
@@ -100,6 +109,18 @@ class RasterFile:
     count: int
     detector: str | None = None
     natures: tuple[str, ...] = ()
+    pixel_bytes: int = 0  # rows x columns x bands x sample size, as its header says
+
+
+@dataclass(frozen=True)
+class RasterSource:
+    """Where a raster's bytes are: a file GDAL opens, or a member of a zip (then
+    ``gdal_path`` is its ``/vsizip/`` path). Plain data, so it can go to a worker process."""
+
+    gdal_path: str
+    archive: str | None = None
+    member: str | None = None
+    max_bytes: int | None = None  # what the member may inflate to; more is a hostile zip
 
 
 @dataclass(frozen=True)
@@ -139,6 +160,7 @@ class MajaProduct:
     source: str = field(compare=False)  # the zip or folder given to read_product
     root: str = field(compare=False)  # GDAL path of the product folder (/vsizip/… for a zip)
     spectral: dict[str, SpectralInfo] = field(default_factory=dict)  # MAJA band id → the MTD's values
+    zip_prefix: str | None = field(default=None, compare=False)  # the product folder inside the zip; None: a folder
 
     @property
     def reflectance_nodata(self) -> float:
@@ -160,6 +182,12 @@ class MajaProduct:
 
     def gdal_path(self, relative: str) -> str:
         return f"{self.root}/{relative}"
+
+    def raster_source(self, raster: RasterFile) -> RasterSource:
+        if self.zip_prefix is None:
+            return RasterSource(self.gdal_path(raster.path))
+        return RasterSource(self.gdal_path(raster.path), str(Path(self.source).resolve()), self.zip_prefix + raster.path,
+                            raster.pixel_bytes + MEMBER_SLACK_BYTES if raster.pixel_bytes else None)
 
     def files(self, kind: str) -> list[RasterFile]:
         return [r for r in self.rasters if r.kind == kind]
@@ -391,6 +419,7 @@ def read_product(path: str | os.PathLike[str]) -> MajaProduct:
             source=str(source),
             root=container.root,
             spectral={normalize_band_id(k): v for k, v in mtd.spectral.items()},
+            zip_prefix=container.prefix if container.zip is not None else None,
         )
     finally:
         container.close()
@@ -403,6 +432,45 @@ def read_member(product: MajaProduct, relative: str) -> bytes:
         return container.read_bytes(relative)
     finally:
         container.close()
+
+
+@contextmanager
+def local_raster(source: RasterSource, scratch: Path) -> Iterator[str]:
+    """A path to ``source`` that GDAL can read in any order: the file itself, or the zip
+    member inflated once, front to back, to ``scratch`` (removed afterwards).
+
+    Why: ``/vsizip/`` seeks backwards by inflating again from its last snapshot, and it keeps
+    only one per 1 % of the member (at least 64 KB). GDAL writes the all-zero strips of an
+    uncompressed GeoTIFF after the others, so a mask with some set rows (SAT, CLM with
+    clouds) is read out of order: a 5490² SAT mask took 12 s through ``/vsizip/`` and 0.1 s
+    once extracted, and GDAL's COG driver reads its source twice. A member that inflates to
+    more than its header's pixels, or fails its CRC, is refused as a damaged archive."""
+    if source.archive is None or source.member is None:
+        yield source.gdal_path
+        return
+    where = f"{source.archive}!{source.member}"
+    try:
+        with zipfile.ZipFile(source.archive) as archive:
+            info = archive.getinfo(source.member)
+            if source.max_bytes is not None and info.file_size > source.max_bytes:
+                raise ProductError(where, f"inflates to {info.file_size} bytes, more than the {source.max_bytes} its raster "
+                                          "header allows; the archive is damaged or hostile")
+            with archive.open(info) as member, open(scratch, "wb") as out:
+                shutil.copyfileobj(member, out, 1 << 20)
+    except KeyError:
+        scratch.unlink(missing_ok=True)
+        raise ProductError(where, "missing from the product") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        scratch.unlink(missing_ok=True)
+        problem = "fails its CRC check" if "CRC" in str(exc) else f"cannot be inflated ({exc or type(exc).__name__})"
+        raise ProductError(where, f"{problem}; the archive is corrupt, download it again") from None
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+    try:
+        yield str(scratch)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def _percent(text: str | None) -> float | None:
@@ -456,6 +524,7 @@ def _rasters(source: Path, container: _Container, mtd, grids: dict[str, Grid]) -
         try:
             with rasterio.open(f"{container.root}/{rel}") as ds:
                 dtype, count, shape = ds.dtypes[0], ds.count, (ds.height, ds.width)
+                pixel_bytes = ds.height * ds.width * sum(np.dtype(t).itemsize for t in ds.dtypes)
                 epsg, origin = (ds.crs.to_epsg() if ds.crs else None), (ds.transform.c, ds.transform.f)
         except RasterioError as exc:
             raise ProductError(where, f"listed in the MTD but unreadable ({exc})") from None
@@ -467,5 +536,5 @@ def _rasters(source: Path, container: _Container, mtd, grids: dict[str, Grid]) -
         if grid is not None and (abs(origin[0] - grid.ulx) > abs(grid.xdim) / 2 or abs(origin[1] - grid.uly) > abs(grid.ydim) / 2):
             raise ProductError(where, f"starts at ({origin[0]:.0f}, {origin[1]:.0f}) but the MTD's {group} grid starts at "
                                       f"({grid.ulx:.0f}, {grid.uly:.0f}); the product contradicts itself")
-        rasters.append(RasterFile(rel, kind, group, band, dtype, count, detector, tuple(natures)))
+        rasters.append(RasterFile(rel, kind, group, band, dtype, count, detector, tuple(natures), pixel_bytes))
     return tuple(rasters)
