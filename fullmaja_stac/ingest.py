@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -198,13 +199,15 @@ def _ingest_locked(products, store, report, observer, workers, scheduler, proven
             continue
         todo.append(work)
     if todo:
-        with _executor(workers, scheduler) as submit:
-            _run(todo, store, report, observer, submit, provenance, now)
+        with _executor(workers, scheduler) as (submit, window):
+            _run(todo, store, report, observer, submit, window, provenance, now)
 
 
 @contextmanager
 def _executor(workers: int, scheduler: str | None):
-    """A ``submit(fn, *args) -> future`` for the raster tasks: inline, process pool or dask."""
+    """A ``submit(fn, *args) -> future`` for the raster tasks (inline, process pool or dask),
+    and how many tasks to keep handed to it at once: enough to keep every worker busy, few
+    enough that a task added late (the true-colour COG) does not wait behind all the others."""
     if scheduler:
         try:
             from distributed import Client, LocalCluster
@@ -217,16 +220,17 @@ def _executor(workers: int, scheduler: str | None):
         except OSError as exc:
             raise FullMajaError(f"cannot reach the dask scheduler {scheduler} ({exc})") from None
         try:
-            yield lambda fn, *args: client.submit(fn, *args, pure=False)
+            threads = sum(client.nthreads().values()) or workers
+            yield (lambda fn, *args: client.submit(fn, *args, pure=False)), 2 * threads
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
     elif workers > 1:
         with ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=die_with_parent) as pool:
-            yield pool.submit
+            yield pool.submit, 2 * workers
     else:
-        yield _run_inline
+        yield _run_inline, 1
 
 
 def _run_inline(fn, *args) -> Future:
@@ -290,55 +294,63 @@ def has_visual(plans: list[AssetPlan]) -> bool:
     return all(k in keys for k in VISUAL_KEYS)
 
 
-def _run(todo, store, report, observer, submit, provenance, now) -> None:
+def _run(todo, store, report, observer, submit, window, provenance, now) -> None:
+    """Convert every raster, largest first within a product, with at most ``window`` tasks
+    handed to the executor. A product's true-colour COG goes to the front of the queue as
+    soon as its red, green and blue COGs exist (it reads them, so no zip member is read
+    twice); a product that has failed has its remaining rasters skipped."""
+    waiting: deque[tuple[_Work, AssetPlan | None]] = deque(
+        (work, plan) for work in todo for plan in sorted(work.plans, key=lambda p: -_pixels(work.product, p)))
     futures: dict = {}
 
-    def submit_visual(work: _Work):
-        """The true-colour COG reads the red, green and blue COGs just written (local and
-        tiled), so that no zip member is read twice."""
-        target = str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}")
-        sources = [work.results[k].path for k in VISUAL_KEYS]
-        future = submit(convert_visual, sources, target, work.product.reflectance_nodata,
-                        work.product.reflectance_quantification)
-        futures[future] = (work, None)
-        return future
+    def settle(work: _Work, key: str) -> None:
+        work.finished.add(key)
+        work.pending -= 1
+        observer.raster_done(work.product.id)
+        if work.visual and key in VISUAL_KEYS and work.finished.issuperset(VISUAL_KEYS):
+            if work.error is None:
+                waiting.appendleft((work, None))
+            else:  # the product has failed: no true-colour COG to make
+                settle(work, "visual")
+        if work.pending == 0:
+            _finish(work, store, report, observer, provenance, now)
 
     try:
-        for work in todo:
-            # Largest rasters first within a product: less idle time at the end of the pool.
-            by_size = sorted(work.plans, key=lambda p: -_pixels(work.product, p))
-            for plan in by_size:
-                args = (work.product.raster_source(plan.raster), str(work.staging / plan.filename), plan.band_index,
-                        plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
-                        f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
-                futures[submit(_convert_task, *args)] = (work, plan)
-        remaining = set(futures)
-        while remaining:
-            done, remaining = _wait_first(remaining)
+        while waiting or futures:
+            while waiting and len(futures) < window:
+                work, plan = waiting.popleft()
+                if work.error is not None:
+                    settle(work, plan.key if plan else "visual")
+                    continue
+                futures[submit(*_task(work, plan))] = (work, plan)
+            if not futures:
+                continue
+            done, _ = _wait_first(set(futures))
             for future in done:
-                work, plan = futures[future]
+                work, plan = futures.pop(future)
                 key = plan.key if plan else "visual"
                 try:
                     work.results[key] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the product fails, the others go on
                     work.error = work.error or _reason(exc, work, plan)
-                work.finished.add(key)
-                work.pending -= 1
-                observer.raster_done(work.product.id)
-                if work.visual and key in VISUAL_KEYS and work.finished.issuperset(VISUAL_KEYS):
-                    if work.error is None:
-                        remaining.add(submit_visual(work))
-                    else:  # the product has failed: no true-colour COG to make
-                        work.pending -= 1
-                        observer.raster_done(work.product.id)
-                if work.pending == 0:
-                    _finish(work, store, report, observer, provenance, now)
+                settle(work, key)
     finally:
         for future in futures:
             future.cancel()
         for work in todo:
             if work.staging.exists():
                 shutil.rmtree(work.staging, ignore_errors=True)
+
+
+def _task(work: _Work, plan: AssetPlan | None) -> tuple:
+    """(function, *arguments) converting one raster, or the true-colour COG (``plan`` None)."""
+    if plan is None:
+        return (convert_visual, [work.results[k].path for k in VISUAL_KEYS],
+                str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}"), work.product.reflectance_nodata,
+                work.product.reflectance_quantification)
+    return (_convert_task, work.product.raster_source(plan.raster), str(work.staging / plan.filename),
+            plan.band_index, plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
+            f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
 
 
 def _reason(exc: Exception, work: _Work, plan: AssetPlan | None) -> str:

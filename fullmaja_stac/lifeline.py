@@ -19,6 +19,9 @@ from multiprocessing import get_context
 
 PR_SET_PDEATHSIG = 1
 ENV_PARENT = "FULLMAJA_STAC_LIFELINE_PID"  # the command's pid, inherited by the forkserver
+# Imported once by the forkserver, so that each worker forked from it starts with rasterio,
+# GDAL and rio-cogeo loaded instead of importing them again.
+PRELOAD = ("fullmaja_stac.cog",)
 
 
 def die_with_parent(expected_parent: int | None = None) -> None:
@@ -39,5 +42,5 @@ def worker_context():
     """The forkserver context, with the forkserver bound to this process's life."""
     os.environ[ENV_PARENT] = str(os.getpid())
     context = get_context("forkserver")
-    context.set_forkserver_preload(["fullmaja_stac._forkserver_lifeline"])
+    context.set_forkserver_preload(["fullmaja_stac._forkserver_lifeline", *PRELOAD])
     return context

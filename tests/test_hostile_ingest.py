@@ -97,9 +97,9 @@ def _rezip(source: Path, target: Path, suffix: str, change) -> str:
 
 
 def test_a_raster_member_failing_its_crc_fails_that_product_by_name(tmp_path, product_zips):
-    """The bytes of one raster were damaged in the zip (its TIFF header still reads): the
-    member is inflated once before conversion and its CRC is checked; the product is
-    refused as corrupt, naming the member, and the next product still lands."""
+    """The bytes of one raster were damaged in the zip (its TIFF header still reads): GDAL
+    fails to read it, its CRC is then checked, and the product is refused as corrupt,
+    naming the member; the next product still lands."""
     bad = tmp_path / product_zips[1].name
     shutil.copy(product_zips[1], bad)
     data = bytearray(bad.read_bytes())

@@ -119,6 +119,26 @@ def test_rio_tiler_reads_reflectance_with_no_statistics_warning(catalog, product
     assert not [w for w in seen if "statistic" in str(w.message).lower()], [str(w.message) for w in seen]
 
 
+def test_gdal_block_cache_is_capped_at_what_cog_says():
+    """GDAL's cache defaults to 5 % of the RAM per process (6 GB for each of 16 workers on a
+    128 GB machine). rasterio hands an int GDAL_CACHEMAX to GDAL as bytes, so "64" would have
+    been a 64-byte cache that re-read every tile: this asks GDAL itself what it got."""
+    import ctypes
+
+    from fullmaja_stac.cog import GDAL_CACHE_MB, GDAL_CONFIG
+
+    maps = Path("/proc/self/maps")
+    with rasterio.Env():
+        libgdal = next((line.split()[-1] for line in maps.read_text().splitlines() if "libgdal" in line), None) \
+            if maps.exists() else None
+        if libgdal is None:
+            pytest.skip("cannot find the GDAL library this process loaded")
+        gdal = ctypes.CDLL(libgdal)
+        gdal.GDALGetCacheMax64.restype = ctypes.c_int64
+        with rasterio.Env(**GDAL_CONFIG):
+            assert gdal.GDALGetCacheMax64() == GDAL_CACHE_MB * 1024 * 1024
+
+
 def test_item_metadata(catalog, product_zips):
     product = read_product(product_zips[0])
     item = json.loads(_items(catalog)[product.id].read_text())

@@ -186,3 +186,38 @@ def test_mtd_that_contradicts_its_tile_is_refused(tmp_path, series_specs):
     mtd.write_text(text.replace(">T31TCJ<", ">T36TWQ<").replace(">32631<", f">{twq.epsg}<"), encoding="utf-8")
     with pytest.raises(ProductError, match="contradicts"):  # the CRS agrees, the grid origin does not
         read_product(folder)
+
+
+def test_a_zip_member_is_read_in_place_only_when_its_strips_are_in_row_order(tmp_path):
+    """GDAL writes the all-zero strips of an uncompressed GeoTIFF after the others (as MAJA's
+    writer, through GDAL, does for masks with a few set rows). Reading such a member through
+    /vsizip/ seeks backwards and inflates it again and again, so it is extracted once; a
+    member in row order is read in place, and neither copy outlives its use."""
+    import zipfile
+
+    import numpy as np
+    from affine import Affine
+
+    from fullmaja_stac.maja.product import RasterSource, local_raster
+
+    def write(name: str, rows: slice) -> None:
+        mask = np.zeros((300, 300), np.uint8)
+        mask[rows] = 4
+        with rasterio.open(tmp_path / name, "w", driver="GTiff", width=300, height=300, count=1, dtype="uint8",
+                           crs="EPSG:32631", transform=Affine(10, 0, 300000, 0, -10, 4900020)) as dst:
+            dst.write(mask, 1)
+
+    write("sparse.tif", slice(140, 160))
+    write("dense.tif", slice(0, 300))
+    archive = tmp_path / "p.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ("sparse.tif", "dense.tif"):
+            zf.write(tmp_path / name, f"P/{name}")
+    for name, staged in (("sparse.tif", True), ("dense.tif", False)):
+        source = RasterSource(f"/vsizip/{archive}/P/{name}", str(archive), f"P/{name}", 300 * 300 + (1 << 20))
+        scratch = tmp_path / f".{name}.src"
+        with local_raster(source, scratch) as path, rasterio.open(path) as ds:
+            assert (path == str(scratch)) is staged
+            with rasterio.open(tmp_path / name) as original:
+                assert np.array_equal(ds.read(), original.read())
+        assert not scratch.exists()

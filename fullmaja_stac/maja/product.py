@@ -122,6 +122,11 @@ class RasterSource:
     member: str | None = None
     max_bytes: int | None = None  # what the member may inflate to; more is a hostile zip
 
+    @property
+    def where(self) -> str:
+        """The raster as a user names it: ``product.zip!folder/file.tif`` or its path."""
+        return f"{self.archive}!{self.member}" if self.archive is not None else self.gdal_path
+
 
 @dataclass(frozen=True)
 class MajaProduct:
@@ -186,7 +191,7 @@ class MajaProduct:
     def raster_source(self, raster: RasterFile) -> RasterSource:
         if self.zip_prefix is None:
             return RasterSource(self.gdal_path(raster.path))
-        return RasterSource(self.gdal_path(raster.path), str(Path(self.source).resolve()), self.zip_prefix + raster.path,
+        return RasterSource(self.gdal_path(raster.path), self.source, self.zip_prefix + raster.path,
                             raster.pixel_bytes + MEMBER_SLACK_BYTES if raster.pixel_bytes else None)
 
     def files(self, kind: str) -> list[RasterFile]:
@@ -436,41 +441,85 @@ def read_member(product: MajaProduct, relative: str) -> bytes:
 
 @contextmanager
 def local_raster(source: RasterSource, scratch: Path) -> Iterator[str]:
-    """A path to ``source`` that GDAL can read in any order: the file itself, or the zip
-    member inflated once, front to back, to ``scratch`` (removed afterwards).
+    """A path to ``source`` that GDAL can read front to back: the file itself, the zip
+    member in place when its strips are stored in row order, or else the member inflated
+    once to ``scratch`` (removed afterwards).
 
     Why: ``/vsizip/`` seeks backwards by inflating again from its last snapshot, and it keeps
     only one per 1 % of the member (at least 64 KB). GDAL writes the all-zero strips of an
     uncompressed GeoTIFF after the others, so a mask with some set rows (SAT, CLM with
     clouds) is read out of order: a 5490² SAT mask took 12 s through ``/vsizip/`` and 0.1 s
     once extracted, and GDAL's COG driver reads its source twice. A member that inflates to
-    more than its header's pixels, or fails its CRC, is refused as a damaged archive."""
-    if source.archive is None or source.member is None:
-        yield source.gdal_path
-        return
-    where = f"{source.archive}!{source.member}"
+    more than its header's pixels is refused before anything is read."""
+    path = source.gdal_path if source.archive is None else _stage(source, scratch)
     try:
-        with zipfile.ZipFile(source.archive) as archive:
-            info = archive.getinfo(source.member)
+        yield path
+    finally:
+        if path != source.gdal_path:
+            scratch.unlink(missing_ok=True)
+
+
+def _stage(source: RasterSource, scratch: Path) -> str:
+    try:
+        with zipfile.ZipFile(source.archive or "") as archive:
+            info = archive.getinfo(source.member or "")
             if source.max_bytes is not None and info.file_size > source.max_bytes:
-                raise ProductError(where, f"inflates to {info.file_size} bytes, more than the {source.max_bytes} its raster "
-                                          "header allows; the archive is damaged or hostile")
+                raise ProductError(source.where, f"inflates to {info.file_size} bytes, more than the {source.max_bytes} "
+                                                 "its raster header allows; the archive is damaged or hostile")
+            if _strips_in_order(source.gdal_path):
+                return source.gdal_path
             with archive.open(info) as member, open(scratch, "wb") as out:
                 shutil.copyfileobj(member, out, 1 << 20)
+            return str(scratch)
     except KeyError:
-        scratch.unlink(missing_ok=True)
-        raise ProductError(where, "missing from the product") from None
+        raise ProductError(source.where, "missing from the product") from None
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         scratch.unlink(missing_ok=True)
-        problem = "fails its CRC check" if "CRC" in str(exc) else f"cannot be inflated ({exc or type(exc).__name__})"
-        raise ProductError(where, f"{problem}; the archive is corrupt, download it again") from None
+        raise _corrupt(source, exc) from None
     except BaseException:
         scratch.unlink(missing_ok=True)
         raise
+
+
+def check_member(source: RasterSource) -> None:
+    """Raise a ProductError if ``source`` is a zip member that fails its CRC: what to tell
+    the user when GDAL could not read a member in place."""
+    if source.archive is None or source.member is None:
+        return
     try:
-        yield str(scratch)
-    finally:
-        scratch.unlink(missing_ok=True)
+        with zipfile.ZipFile(source.archive) as archive, archive.open(source.member) as member:
+            while member.read(1 << 20):
+                pass
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise _corrupt(source, exc) from None
+    except (KeyError, OSError):
+        return
+
+
+def _corrupt(source: RasterSource, exc: Exception) -> ProductError:
+    problem = "fails its CRC check" if "CRC" in str(exc) else f"cannot be inflated ({exc or type(exc).__name__})"
+    return ProductError(source.where, f"{problem}; the archive is corrupt, download it again")
+
+
+def _strips_in_order(gdal_path: str) -> bool:
+    """Whether GDAL reading the raster row by row only ever seeks forward: strips (not
+    tiles) whose offsets grow with the row, band by band. An unreadable header says no:
+    the extraction then says what is wrong."""
+    try:
+        with rasterio.open(gdal_path) as ds:
+            rows_per_strip, width = ds.block_shapes[0]
+            if width != ds.width:
+                return False
+            for band in ds.indexes:
+                last = 0
+                for row in range(math.ceil(ds.height / rows_per_strip)):
+                    offset = int(ds.get_tag_item(f"BLOCK_OFFSET_0_{row}", "TIFF", bidx=band) or 0)
+                    if 0 < offset < last:
+                        return False
+                    last = max(last, offset)
+    except (RasterioError, ValueError):
+        return False
+    return True
 
 
 def _percent(text: str | None) -> float | None:
