@@ -11,10 +11,10 @@ source band is read through a small VRT that carries its scale, offset and descr
 driver (through rio-cogeo) stores them with the band statistics it computes while writing.
 The statistics are returned for the item's ``raster:bands``.
 
-Each source is read once: a zip member is inflated front to back to a scratch file first
-(:func:`~fullmaja_stac.maja.product.local_raster`), rio-cogeo copies it once into its
-uncompressed intermediate, which has the no-data value (given in the profile) for its
-overviews and statistics. The no-data value is deliberately not on the VRT that rio-cogeo
+Each source is read once: a zip member in place, or inflated once to a scratch file when
+GDAL would read its strips out of order (:func:`~fullmaja_stac.maja.product.local_raster`);
+rio-cogeo copies it into its uncompressed intermediate, which has the no-data value (given
+in the profile) for its overviews and statistics. The no-data value is deliberately not on the VRT that rio-cogeo
 reads: rio-cogeo reads through a WarpedVRT, and GDAL's warper masks no-data pixel by pixel
 even when the grids are the same, which cost 10 % of a band's conversion; without it the
 warp is a plain copy and the pixels are the same.
@@ -37,8 +37,9 @@ from fullmaja_stac.errors import ProductError
 from fullmaja_stac.maja.product import RasterSource, check_member, local_raster
 
 BLOCK_SIZE = 512
-# Larger rasters are staged in a temporary file beside the target instead of RAM: a worker
-# stays near 0.35 GB on a full-size product (measured in bench_ingest) for ~3 % more time.
+# rio-cogeo's intermediate for larger rasters is a temporary file beside the target instead
+# of RAM: with the cache below, a worker stays near 0.27 GB on a full-size product (measured in
+# bench_ingest), for ~3 % more time.
 IN_MEMORY_MAX_PIXELS = 4096 * 4096
 # GDAL's block cache defaults to 5 % of the machine's RAM per process: 6 GB in each of 16
 # workers on a 128 GB machine. 64 MB holds the rows of tiles a conversion works on: a 5490 px

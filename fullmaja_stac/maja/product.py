@@ -1,9 +1,9 @@
 """MajaProduct: one MAJA L2A product (zip or folder) as a plain model.
 
 Everything comes from ``MTD_ALL.xml`` and the files it lists. A zip is read in place: the
-XML through :mod:`zipfile`, raster headers through GDAL's ``/vsizip/``. A raster whose
-pixels are all read (a conversion) is first inflated once, front to back, to a scratch file
-(:func:`local_raster`): see there why.
+XML through :mod:`zipfile`, rasters through GDAL's ``/vsizip/``, except a raster whose
+strips GDAL would read out of order: a conversion inflates it once to a scratch file first
+(:func:`local_raster` says why).
 """
 
 from __future__ import annotations
