@@ -304,15 +304,17 @@ def _run(todo, store, report, observer, submit, window, provenance, now) -> None
     futures: dict = {}
 
     def settle(work: _Work, key: str) -> None:
-        work.finished.add(key)
-        work.pending -= 1
-        observer.raster_done(work.product.id)
-        if work.visual and key in VISUAL_KEYS and work.finished.issuperset(VISUAL_KEYS):
+        done = [key]
+        if work.visual and key in VISUAL_KEYS and work.finished.issuperset(set(VISUAL_KEYS) - {key}):
             if work.error is None:
                 waiting.appendleft((work, None))
             else:  # the product has failed: no true-colour COG to make
-                settle(work, "visual")
-        if work.pending == 0:
+                done.append("visual")
+        for name in done:
+            work.finished.add(name)
+            work.pending -= 1
+            observer.raster_done(work.product.id)
+        if work.pending == 0:  # reached once: the product is finished, well or not, exactly once
             _finish(work, store, report, observer, provenance, now)
 
     try:

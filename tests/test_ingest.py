@@ -350,7 +350,7 @@ def test_corrupt_raster_data_fails_only_that_product(tmp_path, product_folders):
     victim.write_bytes(bytes(data[: len(data) - 2000]))  # header intact, pixels cut
     good = [product_folders[0], *product_folders[2:4]]
     report = ingest([bad, *good], tmp_path / "catalog", workers=2)
-    assert [s for s, _ in report.failed] == [str(bad)]
+    assert [s for s, _ in report.failed] == [str(bad)], "\n".join(f"{s}: {r}" for s, r in report.failed)
     assert "FRE_B8" in report.failed[0][1] and "cannot convert to COG" in report.failed[0][1]
     assert len(report.added) == 3
     assert not list((tmp_path / "catalog").rglob(".staging-*"))
