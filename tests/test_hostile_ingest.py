@@ -83,8 +83,6 @@ def _marked(mark: str) -> list[int]:
     return found
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
-@pytest.mark.slow
 def _rezip(source: Path, target: Path, suffix: str, change) -> str:
     """A copy of the product zip ``source`` whose member ending in ``suffix`` is ``change(bytes)``."""
     with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
@@ -128,6 +126,8 @@ def test_a_raster_member_bigger_than_its_header_is_refused_before_inflating(tmp_
     assert member.rsplit("/", 1)[-1] in reason and "more than the" in reason and "damaged or hostile" in reason
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
+@pytest.mark.slow
 def test_kill_9_with_workers_leaves_no_process_behind(tmp_path, series_specs):
     inputs = tmp_path / "inputs"
     for spec in series_specs[:3]:
