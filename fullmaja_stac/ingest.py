@@ -133,11 +133,15 @@ class _Work:
     plans: list[AssetPlan]
     staging: Path
     replaces: list[str]
-    pending: int
     visual: bool  # whether to make the true-colour COG (from the red, green and blue COGs, once written)
     results: dict[str, CogResult] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)  # keys of the tasks done, well or not
     error: str | None = None
+
+    @property
+    def pending(self) -> int:
+        """Tasks not finished yet: one per plan, and the true-colour COG."""
+        return len(self.plans) + (1 if self.visual else 0) - len(self.finished)
 
 
 def _convert_task(source: RasterSource, target: str, band: int, nodata, resampling: str, predictor: bool,
@@ -278,9 +282,9 @@ def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: In
     staging = store.staging_dir(where)
     staging.mkdir(parents=True, exist_ok=True)
     visual = has_visual(plans)
-    tasks = len(plans) + (1 if visual else 0)
-    observer.product_started(product.id, tasks)
-    return _Work(product, where, plans, staging, sorted(others), tasks, visual)
+    work = _Work(product, where, plans, staging, sorted(others), visual)
+    observer.product_started(product.id, work.pending)
+    return work
 
 
 VISUAL_KEYS = ("red", "green", "blue")  # B4, B3, B2 flat reflectance at 10 m
@@ -304,17 +308,15 @@ def _run(todo, store, report, observer, submit, window, provenance, now) -> None
     futures: dict = {}
 
     def settle(work: _Work, key: str) -> None:
-        done = [key]
-        if work.visual and key in VISUAL_KEYS and work.finished.issuperset(set(VISUAL_KEYS) - {key}):
+        work.finished.add(key)
+        observer.raster_done(work.product.id)
+        if work.visual and key in VISUAL_KEYS and work.finished.issuperset(VISUAL_KEYS):
             if work.error is None:
                 waiting.appendleft((work, None))
             else:  # the product has failed: no true-colour COG to make
-                done.append("visual")
-        for name in done:
-            work.finished.add(name)
-            work.pending -= 1
-            observer.raster_done(work.product.id)
-        if work.pending == 0:  # reached once: the product is finished, well or not, exactly once
+                work.finished.add("visual")
+                observer.raster_done(work.product.id)
+        if work.pending == 0:  # only the settle that finishes the last task gets here
             _finish(work, store, report, observer, provenance, now)
 
     try:
