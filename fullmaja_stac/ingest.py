@@ -26,6 +26,7 @@ from fullmaja_stac.lifeline import die_with_parent, worker_context
 from fullmaja_stac.maja.product import (
     MTD_SUFFIX,
     MajaProduct,
+    ProductIdentity,
     RasterSource,
     read_identity,
     read_member,
@@ -192,19 +193,42 @@ def ingest(
 
 
 def _ingest_locked(products, store, report, observer, workers, scheduler, provenance, now) -> None:
-    todo: list[_Work] = []
-    for path in products:
-        work = _prepare(path, store, report, observer)
-        if work is None:
-            continue
-        if any(w.product.id == work.product.id for w in todo):  # the same product given twice
-            report.unchanged.append(work.product.id)
-            observer.product_done(work.product.id, "unchanged")
-            continue
-        todo.append(work)
+    todo = [work for path, identity in _newest_of_each(products, report, observer)
+            if (work := _prepare(path, identity, store, report, observer)) is not None]
     if todo:
         with _executor(workers, scheduler) as (submit, window):
             _run(todo, store, report, observer, submit, window, provenance, now)
+
+
+def _newest_of_each(products: list[Path], report: IngestReport, observer: IngestObserver):
+    """(path, identity) of the products to consider, in the order given: of two versions of
+    one acquisition given in the same run (``…_C_V1-0`` and ``…_C_V1-1``) only the newer, the
+    other reported superseded, as it would be if the two came in separate runs; a product
+    given twice is considered once. Only MTDs are read here."""
+    chosen: dict[str, tuple[Path, ProductIdentity]] = {}  # product without version → newest
+    for path in products:
+        try:
+            identity = read_identity(path)
+        except ProductError as exc:
+            report.failed.append((printable_path(path), exc.reason_within(path)))
+            observer.product_done(printable_path(path.name), "failed")
+            continue
+        base, version = split_version(identity.id)
+        kept = chosen.get(base)
+        if kept is None:
+            chosen[base] = (path, identity)
+            continue
+        kept_version = split_version(kept[1].id)[1]
+        if version == kept_version:  # the same product given twice
+            report.unchanged.append(identity.id)
+            observer.product_done(identity.id, "unchanged")
+            continue
+        older, newer = (identity, kept[1]) if version < kept_version else (kept[1], identity)
+        if newer is identity:
+            chosen[base] = (path, identity)
+        report.superseded.append((older.id, newer.id))
+        observer.product_done(older.id, "superseded")
+    return list(chosen.values())
 
 
 @contextmanager
@@ -256,10 +280,10 @@ def _wait_first(futures: set) -> tuple[set, set]:
     return wait(futures, return_when=FIRST_COMPLETED)
 
 
-def _prepare(path: Path, store: CatalogStore, report: IngestReport, observer: IngestObserver) -> _Work | None:
+def _prepare(path: Path, identity: ProductIdentity, store: CatalogStore, report: IngestReport,
+             observer: IngestObserver) -> _Work | None:
     try:
         # The MTD alone tells whether the product is already in: a no-op re-ingest opens no raster.
-        identity = read_identity(path)
         where = placement(identity.id, identity.tile, identity.acquired)
         if store.has_item(where):
             store.relink_existing(where)

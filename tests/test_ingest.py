@@ -380,6 +380,24 @@ def test_newer_version_replaces_older(tmp_path, series_specs):
     assert validate_catalog(root).ok
 
 
+@pytest.mark.parametrize("newer_first", [False, True])
+def test_two_versions_in_one_run_keep_only_the_newer(tmp_path, series_specs, newer_first):
+    """V1-0 and V1-1 of one acquisition given together (a folder holding both): the catalog
+    gets the newer only, as it would from two runs, whatever the order; a copy of the newer
+    elsewhere is the same product, ingested once."""
+    root = tmp_path / "catalog"
+    old = write_product(series_specs[0], tmp_path / "v1", SynthOptions(size=60, seed=3, version="1-0"))
+    new = write_product(series_specs[0], tmp_path / "v2", SynthOptions(size=60, seed=3, version="1-1"))
+    copy = tmp_path / "copy" / new.name
+    copy.parent.mkdir()
+    shutil.copy(new, copy)
+    report = ingest([new, old, copy] if newer_first else [old, new, copy], root, workers=1)
+    assert report.added == [new.stem] and report.superseded == [(old.stem, new.stem)]
+    assert report.unchanged == [new.stem] and not report.failed
+    assert set(_items(root)) == {new.stem}
+    assert validate_catalog(root).ok
+
+
 def _linked(year_catalog: Path) -> set[str]:
     if not year_catalog.exists():
         return set()
