@@ -18,17 +18,23 @@ from shapely.geometry import box, mapping, shape
 from shapely.ops import unary_union
 
 from fullmaja_stac.errors import ProductError
-from fullmaja_stac.maja.product import MajaProduct, local_raster
+from fullmaja_stac.maja.product import MajaProduct, RasterFile, local_raster
+
+
+def edge_mask(product: MajaProduct) -> RasterFile | None:
+    """The EDG mask the footprint is read from: the coarsest is enough for a footprint
+    simplified to its pixel size."""
+    edges = [r for r in product.rasters if r.kind == "EDG" and r.group in product.grids]
+    return max(edges, key=lambda r: product.grids[r.group].resolution, default=None)
 
 
 def valid_footprint(product: MajaProduct, scratch: Path | None = None) -> tuple[dict, list[float]]:
     """(GeoJSON geometry, bbox) of the pixels EDG marks valid; the grid extent without EDG.
     ``scratch``: a folder for the EDG mask inflated from a zip (a temporary one if None)."""
-    edges = [r for r in product.rasters if r.kind == "EDG" and r.group in product.grids]
     grid = product.grids.get("R1") or next(iter(product.grids.values()))
     footprint = None
-    if edges:  # the coarsest EDG is enough for a footprint simplified to its pixel size
-        edg = max(edges, key=lambda r: product.grids[r.group].resolution)
+    edg = edge_mask(product)
+    if edg is not None:
         try:
             with tempfile.TemporaryDirectory(dir=scratch, prefix=".edg-") as folder, \
                     local_raster(product.raster_source(edg), Path(folder) / "edg.tif") as path, rasterio.open(path) as ds:

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Protocol
 from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
 from fullmaja_stac.cog import VISUAL_MAX_REFLECTANCE, CogResult, convert, convert_visual, multihash_sha256
 from fullmaja_stac.errors import FullMajaError, ProductError, printable_path
-from fullmaja_stac.footprint import valid_footprint
+from fullmaja_stac.footprint import edge_mask, valid_footprint
 from fullmaja_stac.lifeline import die_with_parent, worker_context
 from fullmaja_stac.maja.product import (
     MTD_SUFFIX,
@@ -136,13 +136,22 @@ class _Work:
     replaces: list[str]
     visual: bool  # whether to make the true-colour COG (from the red, green and blue COGs, once written)
     results: dict[str, CogResult] = field(default_factory=dict)
+    footprint: tuple[dict, list[float]] | None = None  # (GeoJSON geometry, bbox), computed by a worker
     finished: set[str] = field(default_factory=set)  # keys of the tasks done, well or not
     error: str | None = None
 
     @property
     def pending(self) -> int:
-        """Tasks not finished yet: one per plan, and the true-colour COG."""
-        return len(self.plans) + (1 if self.visual else 0) - len(self.finished)
+        """Tasks not finished yet: one per plan, the footprint, and the true-colour COG."""
+        return len(self.plans) + 1 + (1 if self.visual else 0) - len(self.finished)
+
+    def tasks(self) -> list[AssetPlan | str]:
+        """What can start at once, costliest first (the true-colour COG waits for its bands):
+        the footprint, which reads the coarsest EDG mask, goes with the rasters of that size."""
+        edg = edge_mask(self.product)
+        tasks: list[tuple[int, int, AssetPlan | str]] = [(-_grid_pixels(self.product, edg and edg.group), 0, FOOTPRINT)]
+        tasks += [(-_grid_pixels(self.product, p.raster.group), 1, p) for p in self.plans]
+        return [task for *_, task in sorted(tasks, key=lambda t: t[:2])]
 
 
 def _convert_task(source: RasterSource, target: str, band: int, nodata, resampling: str, predictor: bool,
@@ -193,11 +202,13 @@ def ingest(
 
 
 def _ingest_locked(products, store, report, observer, workers, scheduler, provenance, now) -> None:
-    todo = [work for path, identity in _newest_of_each(products, report, observer)
-            if (work := _prepare(path, identity, store, report, observer)) is not None]
-    if todo:
-        with _executor(workers, scheduler) as (submit, window):
-            _run(todo, store, report, observer, submit, window, provenance, now)
+    wanted = [(path, *placed) for path, identity in _newest_of_each(products, report, observer)
+              if (placed := _place(identity, store, report, observer)) is not None]
+    if not wanted:
+        return  # a no-op re-ingest opens no raster and starts no worker
+    with _executor(workers, scheduler) as (submit, window):  # workers start while the products are read
+        todo = [work for args in wanted if (work := _prepare(*args, store, report, observer)) is not None]
+        _run(todo, store, report, observer, submit, window, provenance, now)
 
 
 def _newest_of_each(products: list[Path], report: IngestReport, observer: IngestObserver):
@@ -280,23 +291,31 @@ def _wait_first(futures: set) -> tuple[set, set]:
     return wait(futures, return_when=FIRST_COMPLETED)
 
 
-def _prepare(path: Path, identity: ProductIdentity, store: CatalogStore, report: IngestReport,
+def _place(identity: ProductIdentity, store: CatalogStore, report: IngestReport,
+           observer: IngestObserver) -> tuple[Placement, list[str]] | None:
+    """Where the product goes and the older versions it replaces, or None (reported) when the
+    catalog already has it or a newer version: decided from the MTD alone, so that a no-op
+    re-ingest opens no raster."""
+    where = placement(identity.id, identity.tile, identity.acquired)
+    if store.has_item(where):
+        store.relink_existing(where)
+        report.unchanged.append(identity.id)
+        observer.product_done(identity.id, "unchanged")
+        return None
+    _, version = split_version(identity.id)
+    others = store.versions_of(where)
+    newer = [i for i, v in others.items() if v > version]
+    if newer:
+        report.superseded.append((identity.id, newer[0]))
+        observer.product_done(identity.id, "superseded")
+        return None
+    return where, sorted(others)
+
+
+def _prepare(path: Path, where: Placement, replaces: list[str], store: CatalogStore, report: IngestReport,
              observer: IngestObserver) -> _Work | None:
+    """The product read (MTD and raster headers) and its work planned, or None (reported)."""
     try:
-        # The MTD alone tells whether the product is already in: a no-op re-ingest opens no raster.
-        where = placement(identity.id, identity.tile, identity.acquired)
-        if store.has_item(where):
-            store.relink_existing(where)
-            report.unchanged.append(identity.id)
-            observer.product_done(identity.id, "unchanged")
-            return None
-        _, version = split_version(identity.id)
-        others = store.versions_of(where)
-        newer = [i for i, v in others.items() if v > version]
-        if newer:
-            report.superseded.append((identity.id, newer[0]))
-            observer.product_done(identity.id, "superseded")
-            return None
         product = read_product(path)
     except ProductError as exc:
         report.failed.append((printable_path(path), exc.reason_within(path)))
@@ -305,13 +324,13 @@ def _prepare(path: Path, identity: ProductIdentity, store: CatalogStore, report:
     plans = plan_assets(product)
     staging = store.staging_dir(where)
     staging.mkdir(parents=True, exist_ok=True)
-    visual = has_visual(plans)
-    work = _Work(product, where, plans, staging, sorted(others), visual)
+    work = _Work(product, where, plans, staging, replaces, has_visual(plans))
     observer.product_started(product.id, work.pending)
     return work
 
 
 VISUAL_KEYS = ("red", "green", "blue")  # B4, B3, B2 flat reflectance at 10 m
+VISUAL, FOOTPRINT = "visual", "footprint"  # the tasks of a product that are not a band's COG
 VISUAL_FILE_SUFFIX = "_TCI.tif"
 VISUAL_TITLE = f"True colour (B4, B3, B2; reflectance 0-{VISUAL_MAX_REFLECTANCE:g} stretched to 1-255, 0 = no data)"
 
@@ -323,12 +342,11 @@ def has_visual(plans: list[AssetPlan]) -> bool:
 
 
 def _run(todo, store, report, observer, submit, window, provenance, now) -> None:
-    """Convert every raster, largest first within a product, with at most ``window`` tasks
-    handed to the executor. A product's true-colour COG goes to the front of the queue as
-    soon as its red, green and blue COGs exist (it reads them, so no zip member is read
-    twice); a product that has failed has its remaining rasters skipped."""
-    waiting: deque[tuple[_Work, AssetPlan | None]] = deque(
-        (work, plan) for work in todo for plan in sorted(work.plans, key=lambda p: -_pixels(work.product, p)))
+    """Convert every raster and compute every footprint, costliest first within a product,
+    with at most ``window`` tasks handed to the executor. A product's true-colour COG goes to
+    the front of the queue as soon as its red, green and blue COGs exist (it reads them, so no
+    zip member is read twice); a product that has failed has its remaining tasks skipped."""
+    waiting: deque[tuple[_Work, AssetPlan | str]] = deque((work, task) for work in todo for task in work.tasks())
     futures: dict = {}
 
     def settle(work: _Work, key: str) -> None:
@@ -336,9 +354,9 @@ def _run(todo, store, report, observer, submit, window, provenance, now) -> None
         observer.raster_done(work.product.id)
         if work.visual and key in VISUAL_KEYS and work.finished.issuperset(VISUAL_KEYS):
             if work.error is None:
-                waiting.appendleft((work, None))
+                waiting.appendleft((work, VISUAL))
             else:  # the product has failed: no true-colour COG to make
-                work.finished.add("visual")
+                work.finished.add(VISUAL)
                 observer.raster_done(work.product.id)
         if work.pending == 0:  # only the settle that finishes the last task gets here
             _finish(work, store, report, observer, provenance, now)
@@ -346,21 +364,24 @@ def _run(todo, store, report, observer, submit, window, provenance, now) -> None
     try:
         while waiting or futures:
             while waiting and len(futures) < window:
-                work, plan = waiting.popleft()
+                work, task = waiting.popleft()
                 if work.error is not None:
-                    settle(work, plan.key if plan else "visual")
+                    settle(work, _key(task))
                     continue
-                futures[submit(*_task(work, plan))] = (work, plan)
+                futures[submit(*_task(work, task))] = (work, task)
             if not futures:
                 continue
             done, _ = _wait_first(set(futures))
             for future in done:
-                work, plan = futures.pop(future)
-                key = plan.key if plan else "visual"
+                work, task = futures.pop(future)
+                key = _key(task)
                 try:
-                    work.results[key] = future.result()
+                    if task == FOOTPRINT:
+                        work.footprint = future.result()
+                    else:
+                        work.results[key] = future.result()
                 except Exception as exc:  # noqa: BLE001 - the product fails, the others go on
-                    work.error = work.error or _reason(exc, work, plan)
+                    work.error = work.error or _reason(exc, work, task)
                 settle(work, key)
     finally:
         for future in futures:
@@ -370,25 +391,32 @@ def _run(todo, store, report, observer, submit, window, provenance, now) -> None
                 shutil.rmtree(work.staging, ignore_errors=True)
 
 
-def _task(work: _Work, plan: AssetPlan | None) -> tuple:
-    """(function, *arguments) converting one raster, or the true-colour COG (``plan`` None)."""
-    if plan is None:
+def _key(task: AssetPlan | str) -> str:
+    return task if isinstance(task, str) else task.key
+
+
+def _task(work: _Work, task: AssetPlan | str) -> tuple:
+    """(function, *arguments) of one task: a band's COG, the true-colour COG or the footprint."""
+    if task == VISUAL:
         return (convert_visual, [work.results[k].path for k in VISUAL_KEYS],
                 str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}"), work.product.reflectance_nodata,
                 work.product.reflectance_quantification)
-    return (_convert_task, work.product.raster_source(plan.raster), str(work.staging / plan.filename),
-            plan.band_index, plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
-            f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
+    if task == FOOTPRINT:
+        return (valid_footprint, work.product, work.staging)
+    return (_convert_task, work.product.raster_source(task.raster), str(work.staging / task.filename),
+            task.band_index, task.nodata, task.resampling, task.kind != MASK, task.scale,
+            f"{task.title}{f' ({task.unit})' if task.unit else ''}")
 
 
-def _reason(exc: Exception, work: _Work, plan: AssetPlan | None) -> str:
-    """One line for a failed conversion; a full disk is said as such, with where."""
+def _reason(exc: Exception, work: _Work, task: AssetPlan | str) -> str:
+    """One line for a failed task; a full disk is said as such, with where."""
     if isinstance(exc, ProductError):
         return exc.reason_within(work.product.source)
-    name = plan.filename if plan else f"{work.product.id}{VISUAL_FILE_SUFFIX}"
+    name = {VISUAL: f"{work.product.id}{VISUAL_FILE_SUFFIX}", FOOTPRINT: "the footprint"}.get(task) \
+        if isinstance(task, str) else task.filename
     if _disk_full(work.staging, exc):
         return _no_space(work.staging.parent, f" while writing {name}")
-    return f"{plan.raster.path if plan else name}: {type(exc).__name__}: {exc}"
+    return f"{name if isinstance(task, str) else task.raster.path}: {type(exc).__name__}: {exc}"
 
 
 def _no_space(folder: Path, doing: str = "") -> str:
@@ -404,8 +432,8 @@ def _disk_full(folder: Path, exc: Exception) -> bool:
         return False
 
 
-def _pixels(product: MajaProduct, plan: AssetPlan) -> int:
-    grid = product.grids.get(plan.raster.group or "")
+def _grid_pixels(product: MajaProduct, group: str | None) -> int:
+    grid = product.grids.get(group or "")
     return grid.nrows * grid.ncols if grid else 0
 
 
@@ -414,7 +442,7 @@ def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, pr
     if work.error is None:
         try:
             extra = _copy_sidecars(product, work.staging)
-            geometry, bbox = valid_footprint(product, work.staging)
+            geometry, bbox = work.footprint
             source_name = Path(product.source).name
             item = build_item(product, _cog_assets(work), geometry, bbox, extra, now(),
                               provenance.get(source_name) or provenance.get(product.id))
@@ -446,7 +474,7 @@ def _cog_assets(work: _Work) -> list[CogAsset]:
         if result is not None:
             out.append(CogAsset(plan.key, plan.filename, plan.title, plan.family, plan.raster, plan.nodata, plan.scale,
                                 plan.unit, result.size, result.checksum, result.statistics))
-    visual = work.results.get("visual")
+    visual = work.results.get(VISUAL)
     if visual is not None:
         out.append(CogAsset("visual", Path(visual.path).name, VISUAL_TITLE, "visual", None, 0, None, None,
                             visual.size, visual.checksum))

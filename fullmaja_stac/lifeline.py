@@ -15,7 +15,7 @@ import ctypes
 import os
 import signal
 import sys
-from multiprocessing import get_context
+from multiprocessing import forkserver, get_context
 
 PR_SET_PDEATHSIG = 1
 ENV_PARENT = "FULLMAJA_STAC_LIFELINE_PID"  # the command's pid, inherited by the forkserver
@@ -39,8 +39,11 @@ def die_with_parent(expected_parent: int | None = None) -> None:
 
 
 def worker_context():
-    """The forkserver context, with the forkserver bound to this process's life."""
+    """The forkserver context, with the forkserver bound to this process's life. The server
+    is started at once: its imports (a third of a second) run while the caller goes on, for
+    instance reading the products, instead of delaying the first task."""
     os.environ[ENV_PARENT] = str(os.getpid())
     context = get_context("forkserver")
     context.set_forkserver_preload(["fullmaja_stac._forkserver_lifeline", *PRELOAD])
+    forkserver.ensure_running()
     return context

@@ -340,18 +340,20 @@ def test_corrupt_product_among_good_ones(tmp_path, product_zips):
     assert validate_catalog(tmp_path / "catalog").ok
 
 
-def test_corrupt_raster_data_fails_only_that_product(tmp_path, product_folders):
+@pytest.mark.parametrize("member", ["*_FRE_B8.tif", "MASKS/*_EDG_R2.tif"])
+def test_corrupt_raster_data_fails_only_that_product(tmp_path, product_folders, member):
     """The failing product goes first: its error comes back from a worker process (pickled),
-    and the products converted after it must not be lost with a broken pool."""
+    and the products converted after it must not be lost with a broken pool. The coarsest
+    EDG mask is also what the footprint is read from (in a worker too)."""
     bad = tmp_path / product_folders[1].name
     shutil.copytree(product_folders[1], bad)
-    victim = next(bad.glob("*_FRE_B8.tif"))
+    victim = next(bad.glob(member))
     data = bytearray(victim.read_bytes())
     victim.write_bytes(bytes(data[: len(data) - 2000]))  # header intact, pixels cut
     good = [product_folders[0], *product_folders[2:4]]
     report = ingest([bad, *good], tmp_path / "catalog", workers=2)
     assert [s for s, _ in report.failed] == [str(bad)], "\n".join(f"{s}: {r}" for s, r in report.failed)
-    assert "FRE_B8" in report.failed[0][1] and "cannot convert to COG" in report.failed[0][1]
+    assert victim.name in report.failed[0][1] and "cannot" in report.failed[0][1], report.failed[0][1]
     assert len(report.added) == 3
     assert not list((tmp_path / "catalog").rglob(".staging-*"))
 
