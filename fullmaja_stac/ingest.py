@@ -376,7 +376,7 @@ def _run(todo, store, report, observer, submit, window, provenance, now) -> None
                 work, task = futures.pop(future)
                 key = _key(task)
                 try:
-                    if task == FOOTPRINT:
+                    if key == FOOTPRINT:
                         work.footprint = future.result()
                     else:
                         work.results[key] = future.result()
@@ -412,11 +412,13 @@ def _reason(exc: Exception, work: _Work, task: AssetPlan | str) -> str:
     """One line for a failed task; a full disk is said as such, with where."""
     if isinstance(exc, ProductError):
         return exc.reason_within(work.product.source)
-    name = {VISUAL: f"{work.product.id}{VISUAL_FILE_SUFFIX}", FOOTPRINT: "the footprint"}.get(task) \
-        if isinstance(task, str) else task.filename
+    if isinstance(task, AssetPlan):
+        writing, source = task.filename, task.raster.path
+    else:
+        writing = source = f"{work.product.id}{VISUAL_FILE_SUFFIX}" if task == VISUAL else "the footprint"
     if _disk_full(work.staging, exc):
-        return _no_space(work.staging.parent, f" while writing {name}")
-    return f"{name if isinstance(task, str) else task.raster.path}: {type(exc).__name__}: {exc}"
+        return _no_space(work.staging.parent, f" while writing {writing}")
+    return f"{source}: {type(exc).__name__}: {exc}"
 
 
 def _no_space(folder: Path, doing: str = "") -> str:
