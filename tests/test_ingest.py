@@ -139,6 +139,44 @@ def test_gdal_block_cache_is_capped_at_what_cog_says():
             assert gdal.GDALGetCacheMax64() == GDAL_CACHE_MB * 1024 * 1024
 
 
+def test_an_intermediate_on_disk_is_created_by_gdal_and_leaves_nothing(tmp_path, monkeypatch):
+    """rio-cogeo's intermediate, when on disk, must not exist before GDAL creates it: GDAL
+    re-opening an existing file with O_TRUNC makes ext4 and XFS write the whole file to disk
+    when it is closed (240 MB per 10 m band, deleted seconds later). The COG is still the
+    source's pixels, and nothing is left beside it."""
+    from contextlib import contextmanager
+
+    import rio_cogeo.cogeo
+
+    from fullmaja_stac import cog
+
+    monkeypatch.setattr(cog, "IN_MEMORY_MAX_PIXELS", 0)  # every intermediate on disk
+    helper, seen = rio_cogeo.cogeo.TemporaryRasterFile, []
+
+    @contextmanager
+    def watched(dst_path, *args, **kwargs):
+        with helper(dst_path, *args, **kwargs) as tmp:
+            seen.append((Path(tmp.name), Path(tmp.name).exists()))
+            yield tmp
+            seen.append(Path(tmp.name).exists())
+
+    monkeypatch.setattr(rio_cogeo.cogeo, "TemporaryRasterFile", watched)
+    pixels = np.random.default_rng(5).integers(-10000, 10000, (700, 600), dtype=np.int16)
+    source = tmp_path / "band.tif"
+    with rasterio.open(source, "w", driver="GTiff", width=600, height=700, count=1, dtype="int16",
+                       crs="EPSG:32631", transform=rasterio.transform.from_origin(300000, 4800000, 10, 10)) as dst:
+        dst.write(pixels, 1)
+    target = tmp_path / "band_cog.tif"
+    cog.convert(str(source), str(target), 1, -10000, "average", True)
+    (intermediate, existed_before), made_by_gdal = seen
+    assert not existed_before and made_by_gdal
+    assert intermediate.parent.parent == tmp_path and not intermediate.parent.exists()
+    assert sorted(tmp_path.iterdir()) == [source, target]
+    with rasterio.open(target) as written:
+        assert (written.read(1) == pixels).all()
+    assert cog_validate(str(target), strict=True)[0]
+
+
 def test_item_metadata(catalog, product_zips):
     product = read_product(product_zips[0])
     item = json.loads(_items(catalog)[product.id].read_text())
