@@ -43,8 +43,8 @@ from fullmaja_stac.maja.product import RasterSource, check_member, local_raster
 
 BLOCK_SIZE = 512
 # rio-cogeo's intermediate for larger rasters is a temporary file beside the target instead
-# of RAM: with the cache below, a worker stays near 0.27 GB on a full-size product instead of
-# 0.61 GB (measured in bench_ingest); the file stays in the page cache (unborn_intermediate).
+# of RAM: with the cache below, a worker peaks near 0.27 GB on a full-size product (bench_ingest),
+# 0.61 GB with every band's intermediate in RAM; the file stays in the page cache (unborn_intermediate).
 IN_MEMORY_MAX_PIXELS = 4096 * 4096
 # GDAL's block cache defaults to 5 % of the machine's RAM per process: 6 GB in each of 16
 # workers on a 128 GB machine. 64 MB holds the rows of tiles a conversion works on: a 5490 px
@@ -64,7 +64,7 @@ def unborn_intermediate(dst_path: str | os.PathLike[str], suffix: str = ".tif"):
     ``O_TRUNC``. ext4 (``auto_da_alloc``) and XFS take a truncated file for one being
     rewritten, and write it to disk when it is closed: the 240 MB intermediate of every 10 m
     band went to disk seconds before being deleted (and, on a ``discard`` mount, was trimmed),
-    and the workers waited on it: 3 % of a full-size ingest on one core, 4 % on two. A new file
+    and the workers waited on it: 4 % of a full-size ingest, on one core as on two. A new file
     in a private folder stays in the page cache and is dropped unwritten."""
     parent = Path(dst_path).parent
     folder = Path(tempfile.mkdtemp(dir=parent if parent.is_dir() else None, prefix=".cog-intermediate-"))
