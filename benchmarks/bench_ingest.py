@@ -42,9 +42,8 @@ import rasterio
 import rasterio.shutil
 
 from fullmaja_stac.assets import MASK, plan_assets
-from fullmaja_stac.cog import convert, convert_visual
 from fullmaja_stac.footprint import valid_footprint
-from fullmaja_stac.ingest import VISUAL_KEYS, ingest
+from fullmaja_stac.ingest import VISUAL_KEYS, cog_task, ingest, visual_task
 from fullmaja_stac.maja import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 
@@ -112,14 +111,12 @@ def our_stages(product, out: Path) -> tuple[Counter, float, float]:
     written = {}
     for plan in plan_assets(product):
         start = time.perf_counter()
-        result = convert(product.raster_source(plan.raster), str(out / plan.filename), plan.band_index,
-                         plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
-                         0.0 if plan.scale is not None else None, plan.title)
+        function, *args = cog_task(product, plan, out)
+        written[plan.key] = function(*args).path
         by_family[plan.kind] += time.perf_counter() - start
-        written[plan.key] = result.path
     start = time.perf_counter()
-    convert_visual([written[k] for k in VISUAL_KEYS], str(out / "visual.tif"), product.reflectance_nodata,
-                   product.reflectance_quantification)
+    function, *args = visual_task(product, [written[k] for k in VISUAL_KEYS], out)
+    function(*args)
     visual = time.perf_counter() - start
     start = time.perf_counter()
     valid_footprint(product, out)

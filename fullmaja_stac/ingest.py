@@ -221,8 +221,7 @@ def _newest_of_each(products: list[Path], report: IngestReport, observer: Ingest
         try:
             identity = read_identity(path)
         except ProductError as exc:
-            report.failed.append((printable_path(path), exc.reason_within(path)))
-            observer.product_done(printable_path(path.name), "failed")
+            _unreadable(path, exc, report, observer)
             continue
         base, version = split_version(identity.id)
         kept = chosen.get(base)
@@ -234,12 +233,19 @@ def _newest_of_each(products: list[Path], report: IngestReport, observer: Ingest
             report.unchanged.append(identity.id)
             observer.product_done(identity.id, "unchanged")
             continue
-        older, newer = (identity, kept[1]) if version < kept_version else (kept[1], identity)
-        if newer is identity:
+        if version > kept_version:
+            older, newer = kept[1], identity
             chosen[base] = (path, identity)
+        else:
+            older, newer = identity, kept[1]
         report.superseded.append((older.id, newer.id))
         observer.product_done(older.id, "superseded")
     return list(chosen.values())
+
+
+def _unreadable(path: Path, exc: ProductError, report: IngestReport, observer: IngestObserver) -> None:
+    report.failed.append((printable_path(path), exc.reason_within(path)))
+    observer.product_done(printable_path(path.name), "failed")
 
 
 @contextmanager
@@ -318,8 +324,7 @@ def _prepare(path: Path, where: Placement, replaces: list[str], store: CatalogSt
     try:
         product = read_product(path)
     except ProductError as exc:
-        report.failed.append((printable_path(path), exc.reason_within(path)))
-        observer.product_done(printable_path(path.name), "failed")
+        _unreadable(path, exc, report, observer)
         return None
     plans = plan_assets(product)
     staging = store.staging_dir(where)
@@ -398,14 +403,25 @@ def _key(task: AssetPlan | str) -> str:
 def _task(work: _Work, task: AssetPlan | str) -> tuple:
     """(function, *arguments) of one task: a band's COG, the true-colour COG or the footprint."""
     if task == VISUAL:
-        return (convert_visual, [work.results[k].path for k in VISUAL_KEYS],
-                str(work.staging / f"{work.product.id}{VISUAL_FILE_SUFFIX}"), work.product.reflectance_nodata,
-                work.product.reflectance_quantification)
+        return visual_task(work.product, [work.results[k].path for k in VISUAL_KEYS], work.staging)
     if task == FOOTPRINT:
         return (valid_footprint, work.product, work.staging)
-    return (_convert_task, work.product.raster_source(task.raster), str(work.staging / task.filename),
-            task.band_index, task.nodata, task.resampling, task.kind != MASK, task.scale,
-            f"{task.title}{f' ({task.unit})' if task.unit else ''}")
+    return cog_task(work.product, task, work.staging)
+
+
+def cog_task(product: MajaProduct, plan: AssetPlan, folder: Path) -> tuple:
+    """(function, *arguments) writing ``plan``'s COG into ``folder``, as a worker runs it
+    (also what bench_ingest times)."""
+    return (_convert_task, product.raster_source(plan.raster), str(folder / plan.filename), plan.band_index,
+            plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
+            f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
+
+
+def visual_task(product: MajaProduct, band_cogs: list[str], folder: Path) -> tuple:
+    """(function, *arguments) writing the true-colour COG into ``folder`` from the red, green
+    and blue COGs, as a worker runs it."""
+    return (convert_visual, band_cogs, str(folder / f"{product.id}{VISUAL_FILE_SUFFIX}"), product.reflectance_nodata,
+            product.reflectance_quantification)
 
 
 def _reason(exc: Exception, work: _Work, task: AssetPlan | str) -> str:
