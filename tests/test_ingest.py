@@ -177,6 +177,61 @@ def test_an_intermediate_on_disk_is_created_by_gdal_and_leaves_nothing(tmp_path,
     assert cog_validate(str(target), strict=True)[0]
 
 
+
+def _band_file(path: Path, pixels: np.ndarray) -> Path:
+    height, width = pixels.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype=pixels.dtype.name,
+                       crs="EPSG:32631", transform=rasterio.transform.from_origin(300000, 4800000, 10, 10)) as dst:
+        dst.write(pixels, 1)
+    return path
+
+
+def test_a_copy_onto_the_same_grid_does_not_run_gdal_warper(tmp_path, caplog):
+    """rio-cogeo reads every source through a WarpedVRT; on the source's own grid, GDAL's
+    warper only copies, at 0.7 s per full-size raster (15 % of an ingest). Our conversions
+    read the source directly: GDAL logs no warp kernel, for a band as for the true-colour
+    COG, and the pixels are the source's."""
+    import logging
+
+    from fullmaja_stac import cog
+
+    pixels = np.random.default_rng(7).integers(-200, 3000, (700, 600), dtype=np.int16)
+    bands = [str(_band_file(tmp_path / f"B{i}.tif", pixels + i)) for i in range(3)]
+    with caplog.at_level(logging.DEBUG, logger="rasterio"), rasterio.Env(CPL_DEBUG=True):
+        cog.convert(bands[0], str(tmp_path / "band_cog.tif"), 1, -10000, "average", True, 0.001, 0.0, "red")
+        cog.convert_visual(bands, str(tmp_path / "visual.tif"), -10000, 1000)
+    gdal_said = [record.getMessage() for record in caplog.records]
+    assert any("COG" in line for line in gdal_said), "GDAL's debug messages were not captured"
+    assert not [line for line in gdal_said if "GDALWarpKernel" in line]
+    with rasterio.open(tmp_path / "band_cog.tif") as written:
+        assert (written.read(1) == pixels).all() and written.scales == (0.001,)
+    with rasterio.open(tmp_path / "visual.tif") as visual:
+        assert visual.count == 3 and visual.read(1).any()
+    assert cog_validate(str(tmp_path / "band_cog.tif"), strict=True)[0]
+    assert cog_validate(str(tmp_path / "visual.tif"), strict=True)[0]
+
+
+def test_a_real_warp_still_goes_through_gdal_warper(tmp_path):
+    """Only the copy is short-cut: a warp that changes the size, the data type or handles
+    no-data gets rio-cogeo's WarpedVRT, and rio-cogeo's own name is back after our call,
+    even when it fails."""
+    import rio_cogeo.cogeo
+    from rasterio.vrt import WarpedVRT
+
+    from fullmaja_stac import cog
+
+    source = _band_file(tmp_path / "band.tif", np.ones((64, 48), dtype=np.uint8))
+    with rasterio.open(source) as src:
+        with cog._warped_unless_same_grid(src, dtype="uint8", width=48, height=64) as same:
+            assert same is src
+        for params in ({"width": 24, "height": 32}, {"dtype": "uint16"}, {"nodata": 0, "src_nodata": 0}):
+            with cog._warped_unless_same_grid(src, **params) as warped:
+                assert isinstance(warped, WarpedVRT)
+    with pytest.raises(RuntimeError), cog._copy_without_warping():
+        assert rio_cogeo.cogeo.WarpedVRT is cog._warped_unless_same_grid
+        raise RuntimeError
+    assert rio_cogeo.cogeo.WarpedVRT is WarpedVRT
+
 def test_item_metadata(catalog, product_zips):
     product = read_product(product_zips[0])
     item = json.loads(_items(catalog)[product.id].read_text())
