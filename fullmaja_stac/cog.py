@@ -14,10 +14,11 @@ The statistics are returned for the item's ``raster:bands``.
 Each source is read once: a zip member in place, or inflated once to a scratch file when
 GDAL would read its strips out of order (:func:`~fullmaja_stac.maja.product.local_raster`);
 rio-cogeo copies it into its uncompressed intermediate, which has the no-data value (given
-in the profile) for its overviews and statistics. The no-data value is deliberately not on
-the VRT that rio-cogeo reads: rio-cogeo reads through a WarpedVRT, and GDAL's warper masks
-no-data pixel by pixel even when the grids are the same, which cost 10 % of a band's
-conversion; without it the warp is a plain copy and the pixels are the same.
+in the profile) for its overviews and statistics. rio-cogeo reads its source through a
+WarpedVRT, whose warper runs a per-pixel kernel even onto the same grid; our calls read a
+source on its own grid directly instead (:func:`_warped_unless_same_grid`). The no-data
+value is deliberately not on the VRT that rio-cogeo reads: rio-cogeo would then ask its
+WarpedVRT to mask it, which is a real warp.
 """
 
 from __future__ import annotations
