@@ -16,7 +16,7 @@ GDAL would read its strips out of order (:func:`~fullmaja_stac.maja.product.loca
 rio-cogeo copies it into its uncompressed intermediate, which has the no-data value (given
 in the profile) for its overviews and statistics. rio-cogeo reads its source through a
 WarpedVRT, whose warper runs a per-pixel kernel even onto the same grid; our calls read a
-source on its own grid directly instead (:func:`_warped_unless_same_grid`). The no-data
+source on its own grid directly instead (:class:`_WarpedUnlessSameGrid`). The no-data
 value is deliberately not on the VRT that rio-cogeo reads: rio-cogeo would then ask its
 WarpedVRT to mask it, which is a real warp.
 """
@@ -83,30 +83,37 @@ rio_cogeo.cogeo.TemporaryRasterFile = unborn_intermediate
 _COPY_ONLY_WARP = {"dtype", "width", "height", "resampling"}
 
 
-def _warped_unless_same_grid(src_dataset, **params):
+class _WarpedUnlessSameGrid:
     """rio-cogeo's ``WarpedVRT(src, **params)``, except that a warp onto the source's own
     grid (same size, same data type, no no-data, alpha or GCPs to handle) reads the source
     directly. rio-cogeo always copies its source into the intermediate through a WarpedVRT
     (its issue #292, open); GDAL's warper then runs its per-pixel kernel for what is a copy:
     0.7 s more per 10980² raster than reading the source (0.82 s against 0.13 s for a mask,
-    0.96 s against 0.28 s for a reflectance band), about 15 % of a full-size ingest."""
-    same_grid = (set(params) <= _COPY_ONLY_WARP and not src_dataset.gcps[0]
-                 and params.get("width", src_dataset.width) == src_dataset.width
-                 and params.get("height", src_dataset.height) == src_dataset.height
-                 and all(dtype == params.get("dtype", dtype) for dtype in src_dataset.dtypes))
-    return nullcontext(src_dataset) if same_grid else WarpedVRT(src_dataset, **params)
+    0.96 s against 0.28 s for a reflectance band), about 15 % of a full-size ingest.
+
+    A class, though it makes no instance of itself: rio-cogeo also names ``WarpedVRT`` in an
+    ``isinstance`` check, which a function would make fail."""
+
+    def __new__(cls, src_dataset, **params):
+        same_grid = (set(params) <= _COPY_ONLY_WARP and not src_dataset.gcps[0]
+                     and params.get("width", src_dataset.width) == src_dataset.width
+                     and params.get("height", src_dataset.height) == src_dataset.height
+                     and all(dtype == params.get("dtype", dtype) for dtype in src_dataset.dtypes))
+        return nullcontext(src_dataset) if same_grid else WarpedVRT(src_dataset, **params)
 
 
 @contextmanager
 def _copy_without_warping():
     """Within this block, rio-cogeo reads a source on its own grid without GDAL's warper
-    (:func:`_warped_unless_same_grid`). Scoped to our own calls: other users of rio-cogeo in
-    the process keep its WarpedVRT, which also names the type of a source it accepts."""
-    rio_cogeo.cogeo.WarpedVRT = _warped_unless_same_grid
+    (:class:`_WarpedUnlessSameGrid`). Scoped to our own calls, so that other users of
+    rio-cogeo in the process keep its WarpedVRT; a conversion in another thread at the same
+    moment may get the real WarpedVRT back early, which is slower and writes the same bytes."""
+    rio_cogeo.cogeo.WarpedVRT = _WarpedUnlessSameGrid
     try:
         yield
     finally:
         rio_cogeo.cogeo.WarpedVRT = WarpedVRT
+
 
 GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
               "int32": "Int32", "float32": "Float32", "float64": "Float64"}

@@ -222,13 +222,14 @@ def test_a_real_warp_still_goes_through_gdal_warper(tmp_path):
 
     source = _band_file(tmp_path / "band.tif", np.ones((64, 48), dtype=np.uint8))
     with rasterio.open(source) as src:
-        with cog._warped_unless_same_grid(src, dtype="uint8", width=48, height=64) as same:
+        with cog._WarpedUnlessSameGrid(src, dtype="uint8", width=48, height=64) as same:
             assert same is src
         for params in ({"width": 24, "height": 32}, {"dtype": "uint16"}, {"nodata": 0, "src_nodata": 0}):
-            with cog._warped_unless_same_grid(src, **params) as warped:
+            with cog._WarpedUnlessSameGrid(src, **params) as warped:
                 assert isinstance(warped, WarpedVRT)
+        assert not isinstance(src, cog._WarpedUnlessSameGrid)  # rio-cogeo's type check still works
     with pytest.raises(RuntimeError), cog._copy_without_warping():
-        assert rio_cogeo.cogeo.WarpedVRT is cog._warped_unless_same_grid
+        assert rio_cogeo.cogeo.WarpedVRT is cog._WarpedUnlessSameGrid
         raise RuntimeError
     assert rio_cogeo.cogeo.WarpedVRT is WarpedVRT
 
