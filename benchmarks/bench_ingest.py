@@ -19,7 +19,9 @@ N-worker ingest runs; MB/s is product (zip) input per core.
 With ``--repeat R``, the four runs that the two parallel efficiencies come from (GDAL on the
 extracted rasters in 1 and N processes, our ingest on 1 and N cores) are each run R times,
 interleaved, and the fastest of each is kept: on a shared machine a single run varies by
-5-10 %, as much as the difference being measured.
+5-10 %, as much as the difference being measured. Each round's efficiency (its 1-process run
+beside its N-process run) and their median are printed too: they are not biased by the
+machine's speed drifting from one round to the next.
 
     python benchmarks/bench_ingest.py [--size 10980] [--workers N] [--repeat R] [--keep DIR]
 """
@@ -37,6 +39,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
+from statistics import median
 
 import rasterio
 import rasterio.shutil
@@ -257,6 +260,15 @@ def main() -> None:
               f"parallel efficiency {gdal_speedup / args.workers:4.2f} (what this machine allows)")
         print(f"fullmaja-stac ingest, {args.workers} cores                    : {many:7.1f} s  speed-up {speedup:4.2f}x, "
               f"parallel efficiency {speedup / args.workers:4.2f} (goal >= GDAL's {gdal_speedup / args.workers:4.2f})")
+        if args.repeat > 1:
+            # A slow drift of this machine's speed between rounds (seen: +20 % over five rounds)
+            # biases the fastest-of-each figures; a round's 1-core and N-core runs are adjacent,
+            # so the efficiency of each round is not biased by it.
+            ours_rounds = [run[0] / n_run / args.workers for run, n_run in zip(one_runs, many_runs)]
+            gdal_rounds = [run[0] / n_run / args.workers for run, n_run in zip(plain_runs, gdal_many_runs)]
+            print("parallel efficiency round by round (each 1-process run beside its N-process run): GDAL "
+                  + ", ".join(f"{e:.2f}" for e in gdal_rounds) + "; ours " + ", ".join(f"{e:.2f}" for e in ours_rounds)
+                  + f"; median GDAL {median(gdal_rounds):.2f}, ours {median(ours_rounds):.2f}")
         print(f"input throughput: {mb / one:6.1f} MB/s on 1 core, {mb / many / args.workers:6.1f} MB/s per core "
               f"with {args.workers}")
         print(f"peak RSS per worker ({args.workers} workers): "
