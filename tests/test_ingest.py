@@ -139,6 +139,14 @@ def test_gdal_block_cache_is_capped_at_what_cog_says():
             assert gdal.GDALGetCacheMax64() == GDAL_CACHE_MB * 1024 * 1024
 
 
+def _band_file(path: Path, pixels: np.ndarray) -> Path:
+    height, width = pixels.shape
+    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype=pixels.dtype.name,
+                       crs="EPSG:32631", transform=rasterio.transform.from_origin(300000, 4800000, 10, 10)) as dst:
+        dst.write(pixels, 1)
+    return path
+
+
 def test_an_intermediate_on_disk_is_created_by_gdal_and_leaves_nothing(tmp_path, monkeypatch):
     """rio-cogeo's intermediate, when on disk, must not exist before GDAL creates it: GDAL
     re-opening an existing file with O_TRUNC makes ext4 and XFS write the whole file to disk
@@ -162,10 +170,7 @@ def test_an_intermediate_on_disk_is_created_by_gdal_and_leaves_nothing(tmp_path,
 
     monkeypatch.setattr(rio_cogeo.cogeo, "TemporaryRasterFile", watched)
     pixels = np.random.default_rng(5).integers(-10000, 10000, (700, 600), dtype=np.int16)
-    source = tmp_path / "band.tif"
-    with rasterio.open(source, "w", driver="GTiff", width=600, height=700, count=1, dtype="int16",
-                       crs="EPSG:32631", transform=rasterio.transform.from_origin(300000, 4800000, 10, 10)) as dst:
-        dst.write(pixels, 1)
+    source = _band_file(tmp_path / "band.tif", pixels)
     target = tmp_path / "band_cog.tif"
     cog.convert(str(source), str(target), 1, -10000, "average", True)
     (intermediate, existed_before), made_by_gdal = seen
@@ -177,38 +182,38 @@ def test_an_intermediate_on_disk_is_created_by_gdal_and_leaves_nothing(tmp_path,
     assert cog_validate(str(target), strict=True)[0]
 
 
-
-def _band_file(path: Path, pixels: np.ndarray) -> Path:
-    height, width = pixels.shape
-    with rasterio.open(path, "w", driver="GTiff", width=width, height=height, count=1, dtype=pixels.dtype.name,
-                       crs="EPSG:32631", transform=rasterio.transform.from_origin(300000, 4800000, 10, 10)) as dst:
-        dst.write(pixels, 1)
-    return path
-
-
-def test_a_copy_onto_the_same_grid_does_not_run_gdal_warper(tmp_path, caplog):
+def test_a_copy_onto_the_same_grid_does_not_run_gdal_warper(tmp_path, caplog, monkeypatch):
     """rio-cogeo reads every source through a WarpedVRT; on the source's own grid, GDAL's
     warper only copies, at 0.7 s per full-size raster (15 % of an ingest). Our conversions
     read the source directly: GDAL logs no warp kernel, for a band as for the true-colour
-    COG, and the pixels are the source's."""
+    COG, and the files are byte for byte those written through rio-cogeo's WarpedVRT."""
     import logging
+    from contextlib import nullcontext
 
     from fullmaja_stac import cog
 
     pixels = np.random.default_rng(7).integers(-200, 3000, (700, 600), dtype=np.int16)
-    bands = [str(_band_file(tmp_path / f"B{i}.tif", pixels + i)) for i in range(3)]
+    pixels[:50] = -10000  # some no-data
+    bands = [str(_band_file(tmp_path / f"B{i}.tif", np.where(pixels == -10000, pixels, pixels + i).astype(np.int16)))
+             for i in range(3)]
+
+    def write(folder: Path) -> list[Path]:
+        folder.mkdir()
+        cog.convert(bands[0], str(folder / "band.tif"), 1, -10000, "average", True, 0.001, 0.0, "red")
+        cog.convert_visual(bands, str(folder / "visual.tif"), -10000, 1000)
+        return [folder / "band.tif", folder / "visual.tif"]
+
     with caplog.at_level(logging.DEBUG, logger="rasterio"), rasterio.Env(CPL_DEBUG=True):
-        cog.convert(bands[0], str(tmp_path / "band_cog.tif"), 1, -10000, "average", True, 0.001, 0.0, "red")
-        cog.convert_visual(bands, str(tmp_path / "visual.tif"), -10000, 1000)
+        ours = write(tmp_path / "ours")
     gdal_said = [record.getMessage() for record in caplog.records]
     assert any("COG" in line for line in gdal_said), "GDAL's debug messages were not captured"
     assert not [line for line in gdal_said if "GDALWarpKernel" in line]
-    with rasterio.open(tmp_path / "band_cog.tif") as written:
-        assert (written.read(1) == pixels).all() and written.scales == (0.001,)
-    with rasterio.open(tmp_path / "visual.tif") as visual:
-        assert visual.count == 3 and visual.read(1).any()
-    assert cog_validate(str(tmp_path / "band_cog.tif"), strict=True)[0]
-    assert cog_validate(str(tmp_path / "visual.tif"), strict=True)[0]
+    monkeypatch.setattr(cog, "_copy_without_warping", nullcontext)
+    warped = write(tmp_path / "warped")
+    assert [path.read_bytes() for path in ours] == [path.read_bytes() for path in warped]
+    with rasterio.open(ours[0]) as written:
+        assert (written.read(1) == pixels).all() and written.scales == (0.001,) and written.nodata == -10000
+    assert all(cog_validate(str(path), strict=True)[0] for path in ours)
 
 
 def test_a_real_warp_still_goes_through_gdal_warper(tmp_path):
@@ -232,6 +237,7 @@ def test_a_real_warp_still_goes_through_gdal_warper(tmp_path):
         assert rio_cogeo.cogeo.WarpedVRT is cog._WarpedUnlessSameGrid
         raise RuntimeError
     assert rio_cogeo.cogeo.WarpedVRT is WarpedVRT
+
 
 def test_item_metadata(catalog, product_zips):
     product = read_product(product_zips[0])
