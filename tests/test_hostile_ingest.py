@@ -148,6 +148,33 @@ def test_kill_9_with_workers_leaves_no_process_behind(tmp_path, series_specs):
     assert _marked(mark) == [], "processes outlived the killed ingest"
 
 
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("workers, scheduler, starts", [(2, None, True), (1, None, False), (2, "local", False)])
+def test_the_cli_starts_the_forkserver_before_the_ingest_only_for_a_pool(workers, scheduler, starts):
+    """The command starts the forkserver before importing the ingest, so that the server's
+    import overlaps its own; never for an inline (one worker) or dask ingest. The server
+    goes when the command ends."""
+    mark = f"FULLMAJA_TEST_MARK_{os.getpid()}_{time.monotonic_ns()}"
+    code = ("import sys, time\nfrom fullmaja_stac.cli import _start_workers_early\n"
+            f"_start_workers_early({workers}, {scheduler!r})\n"
+            "print('ingest imported' if 'fullmaja_stac.ingest' in sys.modules else 'ready', flush=True)\n"
+            "sys.stdin.read()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, mark: "1"})
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 10
+        while starts and len(_marked(mark)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (len(_marked(mark)) > 1) == starts  # the command and, when started, its forkserver
+    finally:
+        proc.communicate("", timeout=30)
+    deadline = time.monotonic() + 15
+    while _marked(mark) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _marked(mark) == []
+
 @pytest.fixture()
 def small_disk(tmp_path):
     """A 4 MB file system (tmpfs), so that a full disk can be met for real; skipped where
