@@ -89,7 +89,7 @@ class _WarpedUnlessSameGrid:
     directly. rio-cogeo always copies its source into the intermediate through a WarpedVRT
     (its issue #292, open); GDAL's warper then runs its per-pixel kernel for what is a copy:
     0.7 s more per 10980² raster than reading the source (0.82 s against 0.13 s for a mask,
-    0.96 s against 0.28 s for a reflectance band), about 15 % of a full-size ingest.
+    0.96 s against 0.28 s for a reflectance band): a full-size ingest took 113 s, now 101 s.
 
     A class, though it makes no instance of itself: rio-cogeo also names ``WarpedVRT`` in an
     ``isinstance`` check, which a function would make fail."""

@@ -184,7 +184,7 @@ def test_an_intermediate_on_disk_is_created_by_gdal_and_leaves_nothing(tmp_path,
 
 def test_a_copy_onto_the_same_grid_does_not_run_gdal_warper(tmp_path, caplog, monkeypatch):
     """rio-cogeo reads every source through a WarpedVRT; on the source's own grid, GDAL's
-    warper only copies, at 0.7 s per full-size raster (15 % of an ingest). Our conversions
+    warper only copies, at 0.7 s per full-size raster (a tenth of an ingest). Our conversions
     read the source directly: GDAL logs no warp kernel, for a band as for the true-colour
     COG, and the files are byte for byte those written through rio-cogeo's WarpedVRT."""
     import logging
