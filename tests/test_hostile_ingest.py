@@ -148,7 +148,6 @@ def test_kill_9_with_workers_leaves_no_process_behind(tmp_path, series_specs):
     assert _marked(mark) == [], "processes outlived the killed ingest"
 
 
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("workers, scheduler, starts", [(2, None, True), (1, None, False), (2, "local", False)])
 def test_the_cli_starts_the_forkserver_before_the_ingest_only_for_a_pool(workers, scheduler, starts):
@@ -156,7 +155,7 @@ def test_the_cli_starts_the_forkserver_before_the_ingest_only_for_a_pool(workers
     import overlaps its own; never for an inline (one worker) or dask ingest. The server
     goes when the command ends."""
     mark = f"FULLMAJA_TEST_MARK_{os.getpid()}_{time.monotonic_ns()}"
-    code = ("import sys, time\nfrom fullmaja_stac.cli import _start_workers_early\n"
+    code = ("import sys\nfrom fullmaja_stac.cli import _start_workers_early\n"
             f"_start_workers_early({workers}, {scheduler!r})\n"
             "print('ingest imported' if 'fullmaja_stac.ingest' in sys.modules else 'ready', flush=True)\n"
             "sys.stdin.read()\n")
@@ -174,6 +173,7 @@ def test_the_cli_starts_the_forkserver_before_the_ingest_only_for_a_pool(workers
     while _marked(mark) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _marked(mark) == []
+
 
 @pytest.fixture()
 def small_disk(tmp_path):
