@@ -7,7 +7,6 @@ from Python too.
 from __future__ import annotations
 
 import json
-import os
 
 from datetime import datetime
 from pathlib import Path
@@ -136,9 +135,9 @@ def _start_workers_early(workers: Optional[int], scheduler: Optional[str] = None
     import of rasterio and rio-cogeo (0.4 s) then runs beside ours instead of before the
     first task (a 1098 px product on 2 cores: 2.67 s instead of 2.82 s, medians of five
     runs). Nothing when the ingest will run inline (one worker) or on dask."""
-    if scheduler is None and (workers or os.cpu_count() or 1) > 1:
-        from fullmaja_stac.lifeline import worker_context
+    from fullmaja_stac.lifeline import ingest_workers, worker_context
 
+    if scheduler is None and ingest_workers(workers) > 1:
         worker_context()
 
 

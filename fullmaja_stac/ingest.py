@@ -8,7 +8,6 @@ process, under a lock, one complete item at a time.
 from __future__ import annotations
 
 import errno
-import os
 import shutil
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -22,7 +21,7 @@ from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
 from fullmaja_stac.cog import VISUAL_MAX_REFLECTANCE, CogResult, convert, convert_visual, multihash_sha256
 from fullmaja_stac.errors import FullMajaError, ProductError, printable_path
 from fullmaja_stac.footprint import edge_mask, valid_footprint
-from fullmaja_stac.lifeline import die_with_parent, worker_context
+from fullmaja_stac.lifeline import die_with_parent, ingest_workers, worker_context
 from fullmaja_stac.maja.product import (
     MTD_SUFFIX,
     MajaProduct,
@@ -178,7 +177,7 @@ def ingest(
     catalog is written by this process either way.
     """
     observer = observer or _Silent()
-    workers = workers or os.cpu_count() or 1
+    workers = ingest_workers(workers)
     report = IngestReport()
     products = find_products(inputs, report.failed)
     provenance = {**load_provenance(products), **(provenance or {})}

@@ -38,6 +38,12 @@ def die_with_parent(expected_parent: int | None = None) -> None:
         os._exit(1)  # the parent died before the request took effect
 
 
+def ingest_workers(workers: int | None) -> int:
+    """How many processes an ingest runs: as asked, else one per core. One means inline, with
+    no pool and no forkserver."""
+    return workers or os.cpu_count() or 1
+
+
 def worker_context():
     """The forkserver context, with the forkserver bound to this process's life. The server
     is started at once: its imports (a third of a second) run while the caller goes on, for
