@@ -1,4 +1,7 @@
+import csv
+import gzip
 from datetime import date
+from importlib.resources import files
 
 import pytest
 
@@ -61,3 +64,16 @@ def test_bad_tile_ids_are_refused(bad):
 def test_tile_not_in_grid():
     with pytest.raises(FullMajaError, match="not part of the Sentinel-2 tiling grid"):
         tile_grid("31AAA")
+
+
+def test_every_tile_of_the_table_is_found_as_written():
+    """The lookup finds one line in the table's text; read here row by row with csv, the
+    first, the last and every 997th row come back the same, and a prefix of a tile is no tile."""
+    data = files("fullmaja_stac").joinpath("data", "s2_tiles.csv.gz").read_bytes()
+    rows = list(csv.DictReader(gzip.decompress(data).decode("ascii").splitlines()))
+    for row in [rows[0], rows[-1], *rows[::997]]:
+        grid = tile_grid(row["tile"])
+        assert (grid.tile, grid.epsg, grid.ulx, grid.uly) == (row["tile"], int(row["epsg"]), float(row["ulx"]),
+                                                               float(row["uly"]))
+    with pytest.raises(FullMajaError, match="not part of"):
+        tile_grid(rows[-1]["tile"][:4])  # "60XW": three letters, a valid id, in no row
