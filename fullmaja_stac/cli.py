@@ -134,11 +134,12 @@ def _start_workers_early(workers: Optional[int], scheduler: Optional[str] = None
     """Start the ingest's forkserver before this process imports the ingest: the server's own
     import of rasterio and rio-cogeo (0.4 s) then runs beside ours instead of before the
     first task (a 1098 px product on 2 cores: 2.67 s instead of 2.82 s, medians of five
-    runs). Nothing when the ingest will run inline (one worker) or on dask."""
+    runs). Its workers find this module loaded: each imports the ``fullmaja-stac`` script,
+    which imports it. Nothing when the ingest will run inline (one worker) or on dask."""
     from fullmaja_stac.lifeline import ingest_workers, worker_context
 
     if scheduler is None and ingest_workers(workers) > 1:
-        worker_context()
+        worker_context(also_preload=(__name__,))
 
 
 def _print_ingest_report(report, catalog: Path) -> None:

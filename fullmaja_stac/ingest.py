@@ -26,7 +26,6 @@ from fullmaja_stac.maja.product import (
     MTD_SUFFIX,
     MajaProduct,
     ProductIdentity,
-    RasterSource,
     read_identity,
     read_member,
     read_product,
@@ -151,12 +150,6 @@ class _Work:
         tasks: list[tuple[int, int, AssetPlan | str]] = [(-_grid_pixels(self.product, edg and edg.group), 0, FOOTPRINT)]
         tasks += [(-_grid_pixels(self.product, p.raster.group), 1, p) for p in self.plans]
         return [task for *_, task in sorted(tasks, key=lambda t: t[:2])]
-
-
-def _convert_task(source: RasterSource, target: str, band: int, nodata, resampling: str, predictor: bool,
-                  scale: float | None, description: str) -> CogResult:
-    return convert(source, target, band, nodata, resampling, predictor, scale, 0.0 if scale is not None else None,
-                   description)
 
 
 def ingest(
@@ -410,9 +403,10 @@ def _task(work: _Work, task: AssetPlan | str) -> tuple:
 
 def cog_task(product: MajaProduct, plan: AssetPlan, folder: Path) -> tuple:
     """(function, *arguments) writing ``plan``'s COG into ``folder``, as a worker runs it
-    (also what bench_ingest times)."""
-    return (_convert_task, product.raster_source(plan.raster), str(folder / plan.filename), plan.band_index,
-            plan.nodata, plan.resampling, plan.kind != MASK, plan.scale,
+    (also what bench_ingest times). The function is one the forkserver has loaded
+    (:data:`~fullmaja_stac.lifeline.PRELOAD`), so that a worker imports nothing before it starts."""
+    return (convert, product.raster_source(plan.raster), str(folder / plan.filename), plan.band_index,
+            plan.nodata, plan.resampling, plan.kind != MASK, plan.scale, 0.0 if plan.scale is not None else None,
             f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
 
 

@@ -20,8 +20,9 @@ from multiprocessing import forkserver, get_context
 PR_SET_PDEATHSIG = 1
 ENV_PARENT = "FULLMAJA_STAC_LIFELINE_PID"  # the command's pid, inherited by the forkserver
 # Imported once by the forkserver, so that each worker forked from it starts with rasterio,
-# GDAL and rio-cogeo loaded instead of importing them again.
-PRELOAD = ("fullmaja_stac.cog",)
+# GDAL and rio-cogeo loaded instead of importing them again: the modules of every function a
+# worker runs (the COGs, the footprint), and nothing of the catalog.
+PRELOAD = ("fullmaja_stac.cog", "fullmaja_stac.footprint")
 
 
 def die_with_parent(expected_parent: int | None = None) -> None:
@@ -44,12 +45,17 @@ def ingest_workers(workers: int | None) -> int:
     return workers or os.cpu_count() or 1
 
 
-def worker_context():
+def worker_context(also_preload: tuple[str, ...] = ()):
     """The forkserver context, with the forkserver bound to this process's life. The server
     is started at once: its imports (a third of a second) run while the caller goes on, for
-    instance reading the products, instead of delaying the first task."""
+    instance reading the products, instead of delaying the first task.
+
+    ``also_preload``: modules the caller's main script imports. multiprocessing has every
+    worker import the main script before its first task (Python 3.11's forkserver does not
+    preload ``__main__`` itself); what the forkserver has imported, a worker finds loaded.
+    Only the first call's list counts: it applies when the server starts."""
     os.environ[ENV_PARENT] = str(os.getpid())
     context = get_context("forkserver")
-    context.set_forkserver_preload(["fullmaja_stac._forkserver_lifeline", *PRELOAD])
+    context.set_forkserver_preload(["fullmaja_stac._forkserver_lifeline", *PRELOAD, *also_preload])
     forkserver.ensure_running()
     return context

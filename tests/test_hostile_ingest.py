@@ -175,6 +175,25 @@ def test_the_cli_starts_the_forkserver_before_the_ingest_only_for_a_pool(workers
     assert _marked(mark) == []
 
 
+def test_the_workers_of_a_command_import_nothing_before_their_first_task(tmp_path, series_specs):
+    """multiprocessing has every worker import the command's script, and a worker imports the
+    module of each function it runs: all of that is loaded once by the forkserver (the CLI,
+    the COG and footprint modules), so a worker starts converting at once. Seen through
+    Python's import log of every process: the ingest is imported by the command alone, the
+    CLI by the command and the forkserver, rasterio by the command and the forkserver."""
+    write_product(series_specs[0], tmp_path / "in", SynthOptions(size=120, seed=2))
+    script = tmp_path / "fullmaja-stac"  # what the installed entry point is
+    script.write_text("import sys\nfrom fullmaja_stac.cli import app\nif __name__ == '__main__':\n    sys.exit(app())\n")
+    run = subprocess.run([sys.executable, str(script), "ingest", str(tmp_path / "in"), "--catalog",
+                          str(tmp_path / "catalog"), "--workers", "2"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")]
+    assert "1 added" in run.stdout
+    assert imported.count("fullmaja_stac.ingest") == 1
+    assert imported.count("fullmaja_stac.cli") == imported.count("rasterio") == 2
+
+
 @pytest.fixture()
 def small_disk(tmp_path):
     """A 4 MB file system (tmpfs), so that a full disk can be met for real; skipped where
