@@ -132,7 +132,7 @@ class _Work:
     plans: list[AssetPlan]
     staging: Path
     replaces: list[str]
-    visual: bool  # whether to make the true-colour COG (from the red, green and blue COGs, once written)
+    visual: bool  # whether to make the true-colour COG (from the product's red, green and blue rasters)
     results: dict[str, CogResult] = field(default_factory=dict)
     footprint: tuple[dict, list[float]] | None = None  # (GeoJSON geometry, bbox), computed by a worker
     finished: set[str] = field(default_factory=set)  # keys of the tasks done, well or not
@@ -144,12 +144,13 @@ class _Work:
         return len(self.plans) + 1 + (1 if self.visual else 0) - len(self.finished)
 
     def tasks(self) -> list[AssetPlan | str]:
-        """What can start at once, costliest first (the true-colour COG waits for its bands):
-        the footprint, which reads the coarsest EDG mask, goes with the rasters of that size."""
+        """Every task, costliest first, so that no long one is left to run alone at the end: the
+        true-colour COG (three 10 m bands read, 1.3 times a 10 m band's time), then the rasters
+        by size; the footprint, which reads the coarsest EDG mask, goes with the rasters of that size."""
         edg = edge_mask(self.product)
         tasks: list[tuple[int, int, AssetPlan | str]] = [(-_grid_pixels(self.product, edg and edg.group), 0, FOOTPRINT)]
         tasks += [(-_grid_pixels(self.product, p.raster.group), 1, p) for p in self.plans]
-        return [task for *_, task in sorted(tasks, key=lambda t: t[:2])]
+        return [VISUAL] * self.visual + [task for *_, task in sorted(tasks, key=lambda t: t[:2])]
 
 
 def ingest(
@@ -198,9 +199,10 @@ def _ingest_locked(products, store, report, observer, workers, scheduler, proven
               if (placed := _place(identity, store, report, observer)) is not None]
     if not wanted:
         return  # a no-op re-ingest opens no raster and starts no worker
+    one_process = workers == 1 and scheduler is None  # as asked: the true-colour COG on one thread too
     with _executor(workers, scheduler) as (submit, window):  # workers start while the products are read
         todo = [work for args in wanted if (work := _prepare(*args, store, report, observer)) is not None]
-        _run(todo, store, report, observer, submit, window, provenance, now)
+        _run(todo, store, report, observer, submit, window, provenance, now, 1 if one_process else None)
 
 
 def _newest_of_each(products: list[Path], report: IngestReport, observer: IngestObserver):
@@ -244,7 +246,8 @@ def _unreadable(path: Path, exc: ProductError, report: IngestReport, observer: I
 def _executor(workers: int, scheduler: str | None):
     """A ``submit(fn, *args) -> future`` for the raster tasks (inline, process pool or dask),
     and how many tasks to keep handed to it at once: enough to keep every worker busy, few
-    enough that a task added late (the true-colour COG) does not wait behind all the others."""
+    enough that the tasks of a product that fails are skipped rather than run, and that an
+    interrupted ingest has little work to cancel."""
     if scheduler:
         try:
             from distributed import Client, LocalCluster
@@ -338,23 +341,16 @@ def has_visual(plans: list[AssetPlan]) -> bool:
     return all(k in keys for k in VISUAL_KEYS)
 
 
-def _run(todo, store, report, observer, submit, window, provenance, now) -> None:
+def _run(todo, store, report, observer, submit, window, provenance, now, visual_threads: int | None) -> None:
     """Convert every raster and compute every footprint, costliest first within a product,
-    with at most ``window`` tasks handed to the executor. A product's true-colour COG goes to
-    the front of the queue as soon as its red, green and blue COGs exist (it reads them, so no
-    zip member is read twice); a product that has failed has its remaining tasks skipped."""
+    with at most ``window`` tasks handed to the executor; a product that has failed has its
+    remaining tasks skipped."""
     waiting: deque[tuple[_Work, AssetPlan | str]] = deque((work, task) for work in todo for task in work.tasks())
     futures: dict = {}
 
     def settle(work: _Work, key: str) -> None:
         work.finished.add(key)
         observer.raster_done(work.product.id)
-        if work.visual and key in VISUAL_KEYS and work.finished.issuperset(VISUAL_KEYS):
-            if work.error is None:
-                waiting.appendleft((work, VISUAL))
-            else:  # the product has failed: no true-colour COG to make
-                work.finished.add(VISUAL)
-                observer.raster_done(work.product.id)
         if work.pending == 0:  # only the settle that finishes the last task gets here
             _finish(work, store, report, observer, provenance, now)
 
@@ -365,7 +361,7 @@ def _run(todo, store, report, observer, submit, window, provenance, now) -> None
                 if work.error is not None:
                     settle(work, _key(task))
                     continue
-                futures[submit(*_task(work, task))] = (work, task)
+                futures[submit(*_task(work, task, visual_threads))] = (work, task)
             if not futures:
                 continue
             done, _ = _wait_first(set(futures))
@@ -392,10 +388,10 @@ def _key(task: AssetPlan | str) -> str:
     return task if isinstance(task, str) else task.key
 
 
-def _task(work: _Work, task: AssetPlan | str) -> tuple:
+def _task(work: _Work, task: AssetPlan | str, visual_threads: int | None) -> tuple:
     """(function, *arguments) of one task: a band's COG, the true-colour COG or the footprint."""
     if task == VISUAL:
-        return visual_task(work.product, [work.results[k].path for k in VISUAL_KEYS], work.staging)
+        return visual_task(work.product, work.plans, work.staging, visual_threads)
     if task == FOOTPRINT:
         return (valid_footprint, work.product, work.staging)
     return cog_task(work.product, task, work.staging)
@@ -410,11 +406,16 @@ def cog_task(product: MajaProduct, plan: AssetPlan, folder: Path) -> tuple:
             f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
 
 
-def visual_task(product: MajaProduct, band_cogs: list[str], folder: Path) -> tuple:
-    """(function, *arguments) writing the true-colour COG into ``folder`` from the red, green
-    and blue COGs, as a worker runs it."""
-    return (convert_visual, band_cogs, str(folder / f"{product.id}{VISUAL_FILE_SUFFIX}"), product.reflectance_nodata,
-            product.reflectance_quantification)
+def visual_task(product: MajaProduct, plans: list[AssetPlan], folder: Path,
+                compress_threads: int | None = None) -> tuple:
+    """(function, *arguments) writing the true-colour COG into ``folder`` from the product's
+    red, green and blue rasters (``plans`` has them: :func:`has_visual`), as a worker runs it;
+    ``compress_threads``: see :func:`~fullmaja_stac.cog.convert_visual`."""
+    by_key = {plan.key: plan for plan in plans}
+    rgb = [by_key[key] for key in VISUAL_KEYS]
+    return (convert_visual, [product.raster_source(plan.raster) for plan in rgb],
+            str(folder / f"{product.id}{VISUAL_FILE_SUFFIX}"), product.reflectance_nodata,
+            product.reflectance_quantification, tuple(plan.band_index for plan in rgb), compress_threads)
 
 
 def _reason(exc: Exception, work: _Work, task: AssetPlan | str) -> str:

@@ -183,7 +183,8 @@ def test_the_workers_of_a_command_import_nothing_before_their_first_task(tmp_pat
     CLI by the command and the forkserver, rasterio by the command and the forkserver."""
     write_product(series_specs[0], tmp_path / "in", SynthOptions(size=120, seed=2))
     script = tmp_path / "fullmaja-stac"  # what the installed entry point is
-    script.write_text("import sys\nfrom fullmaja_stac.cli import app\nif __name__ == '__main__':\n    sys.exit(app())\n")
+    script.write_text("import sys\nfrom fullmaja_stac.cli import app\n"
+                      "if __name__ == '__main__':\n    sys.exit(app())\n")
     run = subprocess.run([sys.executable, str(script), "ingest", str(tmp_path / "in"), "--catalog",
                           str(tmp_path / "catalog"), "--workers", "2"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPROFILEIMPORTTIME": "1"})

@@ -103,6 +103,28 @@ def test_visual_is_a_true_colour_cog(catalog, product_zips):
     assert np.abs(r[~nodata] - expected).max() <= 1  # reflectance 0-0.25 stretched to 1-255
 
 
+def test_the_true_colour_cog_is_made_first_from_the_product_itself(tmp_path, product_zips):
+    """The true-colour COG is a product's longest task. Made from the band COGs, it waited
+    for them and ran alone at the end of a one-product ingest on 8 cores or more; it is made
+    from the product's own rasters, first: inline, it is written before any band's COG, and
+    it is, pixel for pixel, the one made from the red, green and blue COGs."""
+    from fullmaja_stac.cog import convert_visual
+    from fullmaja_stac.ingest import VISUAL_KEYS
+
+    product = read_product(product_zips[1])
+    report = ingest([product_zips[1]], tmp_path / "catalog", workers=1)
+    assert report.added == [product.id]
+    path = _items(tmp_path / "catalog")[product.id]
+    assets = json.loads(path.read_text())["assets"]
+    files = {key: path.parent / asset["href"] for key, asset in assets.items() if asset["type"].endswith("optimized")}
+    written = {key: file.stat().st_mtime_ns for key, file in files.items()}
+    assert written["visual"] < min(time for key, time in written.items() if key != "visual")
+    convert_visual([str(files[key]) for key in VISUAL_KEYS], str(tmp_path / "from-cogs.tif"),
+                   product.reflectance_nodata, product.reflectance_quantification)
+    with rasterio.open(files["visual"]) as ours, rasterio.open(tmp_path / "from-cogs.tif") as from_cogs:
+        assert (ours.read() == from_cogs.read()).all()
+
+
 def test_rio_tiler_reads_reflectance_with_no_statistics_warning(catalog, product_zips):
     rio_tiler = pytest.importorskip("rio_tiler.io")
     import warnings
@@ -214,6 +236,18 @@ def test_a_copy_onto_the_same_grid_does_not_run_gdal_warper(tmp_path, caplog, mo
     with rasterio.open(ours[0]) as written:
         assert (written.read(1) == pixels).all() and written.scales == (0.001,) and written.nodata == -10000
     assert all(cog_validate(str(path), strict=True)[0] for path in ours)
+
+
+def test_the_true_colour_cog_is_the_same_on_one_compression_thread_or_several(tmp_path):
+    """In a pool the true-colour COG is compressed on several threads (it is a product's
+    longest task); a 1-process ingest makes it on one. The file is the same byte for byte."""
+    from fullmaja_stac import cog
+
+    pixels = np.random.default_rng(11).integers(-300, 4000, (1100, 900), dtype=np.int16)
+    bands = [str(_band_file(tmp_path / f"B{i}.tif", (pixels // (i + 1)).astype(np.int16))) for i in range(3)]
+    one = cog.convert_visual(bands, str(tmp_path / "one.tif"), -10000, 10000, compress_threads=1)
+    several = cog.convert_visual(bands, str(tmp_path / "several.tif"), -10000, 10000, compress_threads=3)
+    assert one.checksum == several.checksum and cog_validate(several.path, strict=True)[0]
 
 
 def test_a_real_warp_still_goes_through_gdal_warper(tmp_path):
