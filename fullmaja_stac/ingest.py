@@ -145,12 +145,13 @@ class _Work:
 
     def tasks(self) -> list[AssetPlan | str]:
         """Every task, costliest first, so that no long one is left to run alone at the end: the
-        true-colour COG (three 10 m bands read, 1.3 times a 10 m band's time), then the rasters
-        by size; the footprint, which reads the coarsest EDG mask, goes with the rasters of that size."""
+        true-colour COG (it reads three 10 m bands: longer than any band's COG), then the
+        rasters by size; the footprint, which reads the coarsest EDG mask, goes with the rasters
+        of that size."""
         edg = edge_mask(self.product)
         tasks: list[tuple[int, int, AssetPlan | str]] = [(-_grid_pixels(self.product, edg and edg.group), 0, FOOTPRINT)]
         tasks += [(-_grid_pixels(self.product, p.raster.group), 1, p) for p in self.plans]
-        return [VISUAL] * self.visual + [task for *_, task in sorted(tasks, key=lambda t: t[:2])]
+        return ([VISUAL] if self.visual else []) + [task for *_, task in sorted(tasks, key=lambda t: t[:2])]
 
 
 def ingest(
