@@ -36,12 +36,12 @@ import pystac
 from fullmaja_stac.ingest import ingest
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 from fullmaja_stac.stac.catalog import CatalogStore, placement
-from fullmaja_stac.tiles import _table
+from fullmaja_stac.tiles import tile_ids
 
 # a country-sized order: 120 tiles (the ESA grid's in UTM zones 30-32, bands T-U), two
 # relative orbits with an acquisition every 5 days each: ~140 items per tile-year, so
 # 100 000 items span 6 years
-TILES = sorted(t for t in _table() if t[:2] in ("30", "31", "32") and t[2] in "TU")[:120]
+TILES = sorted(t for t in tile_ids() if t[:2] in ("30", "31", "32") and t[2] in "TU")[:120]
 PER_TILE_YEAR = 140
 
 

@@ -78,6 +78,11 @@ def _lookup(name: str) -> TileGrid | None:
     return TileGrid(row["tile"], int(row["epsg"]), float(row["ulx"]), float(row["uly"]))
 
 
+def tile_ids() -> list[str]:
+    """Every tile of the grid (``31TCJ``…), in the table's order."""
+    return [line.split(",", 1)[0] for line in _table_text().split("\n")[2:] if line]
+
+
 def tile_grid(tile: str) -> TileGrid:
     """The real grid of a tile; a clear error if the tile does not exist."""
     name = normalize_tile(tile)

@@ -7,7 +7,7 @@ import pytest
 
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.maja.orbits import passes, relative_orbit
-from fullmaja_stac.tiles import normalize_tile, tile_grid
+from fullmaja_stac.tiles import normalize_tile, tile_grid, tile_ids
 
 
 @pytest.mark.parametrize(
@@ -77,3 +77,4 @@ def test_every_tile_of_the_table_is_found_as_written():
                                                                float(row["uly"]))
     with pytest.raises(FullMajaError, match="not part of"):
         tile_grid(rows[-1]["tile"][:4])  # "60XW": three letters, a valid id, in no row
+    assert tile_ids() == [row["tile"] for row in rows]
