@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.assets import plan_assets
+from fullmaja_stac.errors import FullMajaError, ProductError
+from fullmaja_stac.ingest import ingest, visual_task
+from fullmaja_stac.maja import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, write_product
 
 
@@ -94,36 +96,58 @@ def _rezip(source: Path, target: Path, suffix: str, change) -> str:
     return name
 
 
-def test_a_raster_member_failing_its_crc_fails_that_product_by_name(tmp_path, product_zips):
-    """The bytes of one raster were damaged in the zip (its TIFF header still reads): GDAL
-    fails to read it, its CRC is then checked, and the product is refused as corrupt,
-    naming the member; the next product still lands."""
-    bad = tmp_path / product_zips[1].name
-    shutil.copy(product_zips[1], bad)
-    data = bytearray(bad.read_bytes())
-    with zipfile.ZipFile(bad) as zf:
-        info = next(i for i in zf.infolist() if i.filename.endswith("_FRE_B8.tif"))
+def _damage(source: Path, target: Path, suffix: str) -> Path:
+    """A copy of the product zip ``source`` with 8 bytes flipped two thirds into the member
+    ending in ``suffix``: its TIFF header still reads, its pixels and its CRC do not."""
+    data = bytearray(source.read_bytes())
+    with zipfile.ZipFile(source) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith(suffix))
     start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
     middle = start + info.compress_size * 2 // 3
     for i in range(middle, middle + 8):
         data[i] ^= 0x55
-    bad.write_bytes(bytes(data))
+    target.write_bytes(bytes(data))
+    return target
+
+
+@pytest.mark.parametrize("suffix", ["_FRE_B8.tif", "_FRE_B4.tif"])  # B4: the true-colour COG reads it too
+def test_a_raster_member_failing_its_crc_fails_that_product_by_name(tmp_path, product_zips, suffix):
+    """The bytes of one raster were damaged in the zip (its TIFF header still reads): GDAL
+    fails to read it, its CRC is then checked, and the product is refused as corrupt,
+    naming the member; the next product still lands."""
+    bad = _damage(product_zips[1], tmp_path / product_zips[1].name, suffix)
     report = ingest([bad, product_zips[0]], tmp_path / "catalog", workers=2)
     assert len(report.added) == 1 and [Path(s).name for s, _ in report.failed] == [bad.name]
     reason = report.failed[0][1]
-    assert "_FRE_B8.tif" in reason and "fails its CRC check" in reason and "download it again" in reason
+    assert suffix in reason and "fails its CRC check" in reason and "download it again" in reason
     assert not list((tmp_path / "catalog").rglob(".*.src")) and not list((tmp_path / "catalog").rglob(".staging-*"))
 
 
-def test_a_raster_member_bigger_than_its_header_is_refused_before_inflating(tmp_path, product_zips):
+def test_the_true_colour_cog_names_a_damaged_band_and_leaves_nothing(tmp_path, product_zips):
+    """The true-colour COG reads the red, green and blue members itself: one that fails its
+    CRC is named as such, and neither a scratch copy nor a half-written COG is left."""
+    bad = _damage(product_zips[1], tmp_path / product_zips[1].name, "_FRE_B4.tif")
+    product = read_product(bad)
+    out = tmp_path / "out"
+    out.mkdir()
+    function, *args = visual_task(product, plan_assets(product), out)
+    with pytest.raises(ProductError, match=r"_FRE_B4\.tif.*fails its CRC check"):
+        function(*args)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("suffix", ["_SAT_R1.tif", "_FRE_B4.tif"])  # a mask; a band the true-colour COG reads too
+def test_a_raster_member_bigger_than_its_header_is_refused_before_inflating(tmp_path, product_zips, suffix):
     """A zip bomb in a product's clothes: the TIFF header says 60x60 px but the member
-    inflates to 40 MB. It is refused from the zip's directory, without writing it out."""
+    inflates to 40 MB. It is refused from the zip's directory, without writing it out, by
+    whichever task reads it first; nothing is left in the catalog."""
     bomb = tmp_path / product_zips[0].name
-    member = _rezip(product_zips[0], bomb, "_SAT_R1.tif", lambda data: data + bytes(40 << 20))
-    report = ingest([bomb], tmp_path / "catalog", workers=1)
+    member = _rezip(product_zips[0], bomb, suffix, lambda data: data + bytes(40 << 20))
+    report = ingest([bomb], tmp_path / "catalog", workers=2)
     assert not report.added
     reason = report.failed[0][1]
     assert member.rsplit("/", 1)[-1] in reason and "more than the" in reason and "damaged or hostile" in reason
+    assert not [p for p in (tmp_path / "catalog").rglob("*") if p.is_file() and p.suffix in (".tif", ".src", ".tmp")]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux's")
