@@ -170,16 +170,34 @@ def _profile(nodata: float | None, predictor: bool, **extra) -> dict:
     return profile
 
 
+@contextmanager
+def _temporary_cog(dst: Path, sources: list[RasterSource], doing: str):
+    """The temporary name beside ``dst`` that a COG is written to, then renamed by the caller.
+    If anything fails the file is removed (a killed run leaves no half COG); a GDAL error is
+    said against the first source, once the sources' zip members have had their CRCs checked
+    so that a damaged one is named as such."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    try:
+        yield tmp
+    except RasterioError as exc:
+        tmp.unlink(missing_ok=True)
+        for source in sources:
+            check_member(source)
+        raise ProductError(sources[0].where, f"cannot {doing} ({exc})") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def convert(source: RasterSource | str, target: str, band_index: int, nodata: float | None, resampling: str,
             predictor: bool, scale: float | None = None, offset: float | None = None,
             description: str | None = None) -> CogResult:
     """Write band ``band_index`` of ``source`` (a GDAL path or a zip member) as a COG at
     ``target``, with its scale, offset, nodata, description and statistics."""
     dst = Path(target)
-    tmp = dst.with_name(f".{dst.name}.tmp")
     source = source if isinstance(source, RasterSource) else RasterSource(source)
     profile = _profile(nodata, predictor, statistics="YES")
-    try:
+    with _temporary_cog(dst, [source], "convert to COG") as tmp:
         with rasterio.Env(**GDAL_CONFIG), local_raster(source, dst.with_name(f".{dst.name}.src")) as path, \
                 rasterio.open(path) as src, rasterio.open(band_vrt(src, band_index, scale, offset, description)) as band, \
                 _copy_without_warping():
@@ -197,13 +215,6 @@ def convert(source: RasterSource | str, target: str, band_index: int, nodata: fl
             tags = written.tags(1)
         statistics = {name: float(tags[key]) for key, name in STATISTICS.items() if key in tags} or None
         os.replace(tmp, dst)
-    except RasterioError as exc:
-        tmp.unlink(missing_ok=True)
-        check_member(source)  # a damaged zip member is said as such
-        raise ProductError(source.where, f"cannot convert to COG ({exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return CogResult(str(dst), dst.stat().st_size, multihash_sha256(dst), statistics)
 
 
@@ -246,10 +257,9 @@ def convert_visual(sources: list[RasterSource | str], target: str, nodata: float
     one-product ingest on 8 cores or more. ``compress_threads``: None for
     :data:`VISUAL_COMPRESS_THREADS`, 1 for an ingest asked to run in one process."""
     dst = Path(target)
-    tmp = dst.with_name(f".{dst.name}.tmp")
     rasters = [source if isinstance(source, RasterSource) else RasterSource(source) for source in sources]
     profile = _profile(0, True, photometric="RGB", num_threads=compress_threads or VISUAL_COMPRESS_THREADS)
-    try:
+    with _temporary_cog(dst, rasters, "make the true-colour COG") as tmp:
         with rasterio.Env(**GDAL_CONFIG), ExitStack() as stack:
             paths = [(stack.enter_context(local_raster(raster, dst.with_name(f".{dst.name}.{i}.src"))), band)
                      for i, (raster, band) in enumerate(zip(rasters, band_indexes))]
@@ -257,12 +267,4 @@ def convert_visual(sources: list[RasterSource | str], target: str, nodata: float
                 cog_translate(rgb, tmp, profile, nodata=None, overview_resampling="average", config=GDAL_CONFIG,
                               quiet=True, in_memory=rgb.width * rgb.height <= IN_MEMORY_MAX_PIXELS, use_cog_driver=True)
         os.replace(tmp, dst)
-    except RasterioError as exc:
-        tmp.unlink(missing_ok=True)
-        for raster in rasters:
-            check_member(raster)  # a damaged zip member is said as such
-        raise ProductError(rasters[0].where, f"cannot make the true-colour COG ({exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return CogResult(str(dst), dst.stat().st_size, multihash_sha256(dst))
