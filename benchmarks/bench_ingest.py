@@ -26,8 +26,8 @@ machine's speed drifting from one round to the next. The efficiency is also spli
 measured inside its own runs: the share of N x the wall time the workers spent on a CPU (the
 scheduling: the start, idle workers, the tail) and the workers' CPU time against the 1-process
 run's (what running N at once costs the same work on this machine). Both are read from the
-kernel's accounting of each worker, which is coarse (GDAL's and ours alike come out near 0.97
-on both counts on this VM): compare ours with GDAL's, not with 1.
+kernel's accounting of each worker, and on this VM a conversion takes less CPU beside another
+(both CPU figures came out between 0.83 and 0.97): compare ours with GDAL's, not with 1.
 
 The forkserver that our workers fork from is started before the runs, as the ``fullmaja-stac``
 command starts it before its own imports; a library caller's first ``ingest()`` waits for its
@@ -108,7 +108,7 @@ def gdal_parallel(jobs, workers: int) -> tuple[Run, list[int]]:
         with ProcessPoolExecutor(workers) as pool:
             list(pool.map(_gdal_cog, *zip(*(args for _, args in jobs))))
         wall = time.perf_counter() - start
-    return Run(wall, sampler.worker_cpu), sorted(sampler.peaks.values(), reverse=True)[:workers]
+    return Run(wall, sampler.worker_cpu), sampler.top_peaks(workers)
 
 
 def unzip_all(product, folder: Path) -> tuple[float, dict[str, str]]:
@@ -207,6 +207,10 @@ class WorkerSampler:
     def worker_cpu(self) -> float:
         return sum(self.cpu.values())
 
+    def top_peaks(self, workers: int) -> list[int]:
+        """The ``workers`` highest peaks (a pool may replace a worker, which adds a process)."""
+        return sorted(self.peaks.values(), reverse=True)[:workers]
+
 
 @dataclass
 class Run:
@@ -257,15 +261,19 @@ def timed_ingest(zip_path: Path, catalog: Path, workers: int) -> tuple[Run, Stag
         sys.exit(f"ingest failed: {report}")
     if sampler is None:
         return Run(wall, cpu), clock, []
-    return Run(wall, sampler.worker_cpu), clock, sorted(sampler.peaks.values(), reverse=True)[:workers]
+    return Run(wall, sampler.worker_cpu), clock, sampler.top_peaks(workers)
 
 
-def _split(serial_runs: list[tuple[Run, object]], parallel_runs: list[Run], workers: int) -> tuple[float, float]:
-    """The medians over the rounds of the N-process runs' busy share and of their CPU time
-    against the same round's 1-process run."""
-    busy = median(run.busy(workers) for run in parallel_runs)
-    growth = median(run.cpu / serial.cpu for (serial, _), run in zip(serial_runs, parallel_runs))
-    return busy, growth
+def _rounds(serial_runs: list[tuple[Run, object]], parallel_runs: list[Run], workers: int
+            ) -> tuple[list[float], float, float]:
+    """Each round's parallel efficiency (its 1-process run beside its N-process run), and the
+    medians over the rounds of the N-process runs' busy share and of their CPU time against
+    the same round's 1-process run."""
+    pairs = [(serial, run) for (serial, _), run in zip(serial_runs, parallel_runs)]
+    efficiencies = [serial.wall / run.wall / workers for serial, run in pairs]
+    busy = median(run.busy(workers) for _, run in pairs)
+    growth = median(run.cpu / serial.cpu for serial, run in pairs)
+    return efficiencies, busy, growth
 
 
 def main() -> None:
@@ -347,12 +355,12 @@ def main() -> None:
               f"parallel efficiency {gdal_speedup / args.workers:4.2f} (what this machine allows)")
         print(f"fullmaja-stac ingest, {args.workers} cores                    : {many:7.1f} s  speed-up {speedup:4.2f}x, "
               f"parallel efficiency {speedup / args.workers:4.2f} (goal >= GDAL's {gdal_speedup / args.workers:4.2f})")
+        gdal_rounds, gdal_busy, gdal_growth = _rounds(plain_runs, gdal_many_runs, args.workers)
+        ours_rounds, our_busy, our_growth = _rounds(one_runs, many_runs, args.workers)
         if args.repeat > 1:
             # A slow drift of this machine's speed between rounds (seen: +20 % over five rounds)
             # biases the fastest-of-each figures; a round's 1-core and N-core runs are adjacent,
             # so the efficiency of each round is not biased by it.
-            ours_rounds = [run.wall / n_run.wall / args.workers for (run, _), n_run in zip(one_runs, many_runs)]
-            gdal_rounds = [run.wall / n_run.wall / args.workers for (run, _), n_run in zip(plain_runs, gdal_many_runs)]
             print("parallel efficiency round by round (each 1-process run beside its N-process run): GDAL "
                   + ", ".join(f"{e:.2f}" for e in gdal_rounds) + "; ours " + ", ".join(f"{e:.2f}" for e in ours_rounds)
                   + f"; median GDAL {median(gdal_rounds):.2f}, ours {median(ours_rounds):.2f}")
@@ -360,8 +368,6 @@ def main() -> None:
         # share is the scheduling's (start, idle workers, the tail), the CPU growth what running N at once costs
         # the same work (shared caches, memory bandwidth): each is measured inside its run, so the drift of the
         # machine's speed between runs, which moves the efficiencies by as much as their difference, is not in them.
-        gdal_busy, gdal_growth = _split(plain_runs, gdal_many_runs, args.workers)
-        our_busy, our_growth = _split(one_runs, many_runs, args.workers)
         print(f"  where it goes ({args.workers} processes, median of the rounds): workers busy {gdal_busy:.3f} of "
               f"{args.workers} x the wall time for GDAL, {our_busy:.3f} for ours (the scheduling); CPU "
               f"{gdal_growth:.3f}x the 1-process run's for GDAL, {our_growth:.3f}x for ours (the machine)")
