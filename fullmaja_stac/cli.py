@@ -222,6 +222,19 @@ def validate(
     raise typer.Exit(1)
 
 
+@app.command()
+def repair(catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder.")) -> None:
+    """Rebuild every file of a catalog that is not an item or a COG (indexes, summaries, year
+    and tile catalogs, the collection, the root) from the item files; name damaged items."""
+    from fullmaja_stac.stac.catalog import repair_catalog
+
+    damaged = repair_catalog(catalog)
+    for path in damaged:
+        err_console.print(f"[yellow]damaged item[/] {esc(path)}: left out; ingest its product again", highlight=False,
+                          soft_wrap=True)
+    console.print(f"repaired {esc(str(catalog))}" + (f"; {len(damaged)} damaged items left out" if damaged else ""))
+
+
 # ----------------------------------------------------------------------------- PEPS jobs
 
 StateDir = typer.Option(None, "--state-dir", envvar="FULLMAJA_STAC_STATE_DIR",

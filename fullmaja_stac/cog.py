@@ -71,7 +71,7 @@ def unborn_intermediate(dst_path: str | os.PathLike[str], suffix: str = ".tif"):
     parent = Path(dst_path).parent
     folder = Path(tempfile.mkdtemp(dir=parent if parent.is_dir() else None, prefix=".cog-intermediate-"))
     try:
-        yield SimpleNamespace(name=str(folder / f"intermediate{suffix}"))
+        yield SimpleNamespace(name=str(folder / f"intermediate{suffix}"))  # path-ok: our own name
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -67,3 +67,28 @@ def warn_line(text: str) -> None:
     import sys
 
     print(f"warning: {text}", file=sys.stderr, flush=True)
+
+
+def writable_folder(path, what: str) -> None:
+    """Create ``path`` if needed and prove that a file can be written in it, or raise a
+    FullMajaError that names the real cause (a file in the way, no permission, a read-only
+    or full disk) before any work starts."""
+    import errno
+    import tempfile
+    from pathlib import Path
+
+    path = Path(path)
+    shown = printable_path(path)
+    blocker = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        where = "is" if blocker == path else f"is beneath {printable_path(blocker)}, which is"
+        raise FullMajaError(f"{shown} ({what}) {where} a file, not a folder; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        cause = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only file system",
+                 errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded"}.get(exc.errno,
+                                                                                                  exc.strerror or str(exc))
+        raise FullMajaError(f"cannot write in {shown} ({what}): {cause}") from None

@@ -30,6 +30,7 @@ from fullmaja_stac.maja.product import (
     read_member,
     read_product,
 )
+from fullmaja_stac.safepaths import within
 from fullmaja_stac.stac.catalog import CatalogStore, Placement, placement, split_version
 from fullmaja_stac.stac.item import CogAsset, Provenance, build_item
 
@@ -402,7 +403,7 @@ def cog_task(product: MajaProduct, plan: AssetPlan, folder: Path) -> tuple:
     """(function, *arguments) writing ``plan``'s COG into ``folder``, as a worker runs it
     (also what bench_ingest times). The function is one the forkserver has loaded
     (:data:`~fullmaja_stac.lifeline.PRELOAD`), so that a worker imports nothing before it starts."""
-    return (convert, product.raster_source(plan.raster), str(folder / plan.filename), plan.band_index,
+    return (convert, product.raster_source(plan.raster), str(within(folder, plan.filename, what="a COG name")), plan.band_index,
             plan.nodata, plan.resampling, plan.kind != MASK, plan.scale, 0.0 if plan.scale is not None else None,
             f"{plan.title}{f' ({plan.unit})' if plan.unit else ''}")
 
@@ -415,7 +416,7 @@ def visual_task(product: MajaProduct, plans: list[AssetPlan], folder: Path,
     by_key = {plan.key: plan for plan in plans}
     rgb = [by_key[key] for key in VISUAL_KEYS]
     return (convert_visual, [product.raster_source(plan.raster) for plan in rgb],
-            str(folder / f"{product.id}{VISUAL_FILE_SUFFIX}"), product.reflectance_nodata,
+            str(within(folder, f"{product.id}{VISUAL_FILE_SUFFIX}", what="a COG name")), product.reflectance_nodata,
             product.reflectance_quantification, tuple(plan.band_index for plan in rgb), compress_threads)
 
 
@@ -500,7 +501,7 @@ def _copy_sidecars(product: MajaProduct, staging: Path) -> dict[str, tuple[str, 
     for key, rel in (("thumbnail", product.quicklook), ("metadata", product.mtd)):
         if not rel:
             continue
-        target = staging / rel.rsplit("/", 1)[-1]
+        target = within(staging, rel.rsplit("/", 1)[-1], what="a file the MTD lists")
         target.write_bytes(read_member(product, rel))
         out[key] = (target.name, target.stat().st_size, multihash_sha256(target))
     return out

@@ -5,6 +5,7 @@ Library functions used by the CLI and the demo alike; nothing here prints.
 
 from __future__ import annotations
 
+import errno
 import re
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -14,7 +15,7 @@ from typing import Protocol
 from urllib.parse import urlparse
 
 from fullmaja_stac.config import DOWNLOAD_CONCURRENCY, FIRST_PRODUCT_S, PER_DATE_S
-from fullmaja_stac.errors import FullMajaError, without_userinfo
+from fullmaja_stac.errors import FullMajaError, without_userinfo, writable_folder
 from fullmaja_stac.jobs import FileRecord, Job, JobStore, utcnow
 from fullmaja_stac.maja.orbits import passes
 from fullmaja_stac.peps.client import PepsClient
@@ -23,6 +24,7 @@ from fullmaja_stac.peps.wps import (
     ACCEPTED, CANCELED, ERROR, FINISHED, PENDING, TERMINAL, MajaRequest, PepsError, parse_execute_response,
 )
 from fullmaja_stac.providers import Provider, RemoteFile, is_too_cloudy
+from fullmaja_stac.safepaths import UnsafeNameError, shown, within
 from fullmaja_stac.tiles import tile_grid
 
 PROVIDER = "peps"
@@ -205,11 +207,20 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
     observer = observer or _Quiet()
     if job.state != FINISHED:
         raise FullMajaError(f"job {job.id} is {job.state}, not FINISHED; `fullmaja-stac status {job.id}` tells more")
-    out.mkdir(parents=True, exist_ok=True)
+    writable_folder(out, "the download folder")
     known = store.files(job.id)
     report = DownloadReport(job.id, job.remote_id, job.request, job.unprocessed)
-    todo: list[RemoteFile] = []
+    todo: list[tuple[RemoteFile, Path]] = []
+    seen: set[str] = set()
     for remote in provider.files(job):
+        try:  # the name comes from the service's answer: it becomes a path only if it is safe
+            target = within(out, remote.name, what=f"the file name given for {shown(remote.url)}")
+        except UnsafeNameError as exc:
+            report.dates.append(DateReport(None, shown(remote.name), "failed", error=str(exc)))
+            continue
+        if remote.name in seen:  # listed twice: fetched once (two threads would share one .part)
+            continue
+        seen.add(remote.name)
         if remote.too_cloudy:
             report.dates.append(DateReport(_date_of(remote.name), remote.name, "too cloudy"))
             continue
@@ -219,7 +230,6 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
             continue
         # a file complete on disk is not fetched again, whichever job of this store fetched it
         # (a demo run again, a job resubmitted): by size and checksum, not by name
-        target = out / remote.name
         record = known.get(remote.name) or store.files_at(str(target.resolve())) or store.files_at(str(target))
         if record and (remote.size is None or remote.size == record.size) \
                 and (remote.md5 is None or record.md5 in (None, remote.md5)) and _still_complete(record, target):
@@ -230,9 +240,9 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
                                            record.sha256, record.md5))
             observer.file_done(remote.name, "already there")
             continue
-        todo.append(remote)
+        todo.append((remote, target))
 
-    def fetch(remote: RemoteFile) -> DateReport:
+    def fetch(remote: RemoteFile, target: Path) -> DateReport:
         started = False
 
         def on_bytes(n: int, total: int | None) -> None:
@@ -243,7 +253,7 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
             observer.file_progress(remote.name, n, total)
 
         try:
-            got = download(provider.session(), remote.url, out / remote.name, expected_md5=remote.md5,
+            got = download(provider.session(), remote.url, target, expected_md5=remote.md5,
                            expected_size=remote.size, on_bytes=on_bytes)
         except DownloadError as exc:
             observer.file_done(remote.name, "failed")
@@ -256,12 +266,14 @@ def download_job(store: JobStore, provider: Provider, job: Job, out: Path,
         return DateReport(_date_of(remote.name), remote.name, "downloaded", got.size, got.sha256, got.md5)
 
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        for future in as_completed([pool.submit(fetch, remote) for remote in todo]):
+        for future in as_completed([pool.submit(fetch, remote, target) for remote, target in todo]):
             report.dates.append(future.result())
     report.dates.sort(key=lambda d: (d.date or "", d.name))
     try:
         report.report_path = _write_report(out, job, report, provider.files(job))
     except OSError as exc:  # the report is small, but the disk may be full to the last byte
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise FullMajaError(f"cannot write the download report in {out} ({exc.strerror or exc})") from None
         report.disk_full = report.disk_full or f"no space left to write the report in {out} ({exc.strerror or exc})"
     if report.disk_full:
         complete = report.count("downloaded") + report.count("already there")
@@ -281,7 +293,9 @@ def _write_report(out: Path, job: Job, report: DownloadReport, files: list[Remot
         "dates": [asdict(d) for d in report.dates],
         "files": [{"name": f.name, "url": f.url, "remote_id": f.remote_id} for f in files if not f.too_cloudy],
     }
-    path = out / f"{REPORT_PREFIX}{job.provider}-{job.remote_id or job.id}.json"
+    remote_id = job.remote_id or str(job.id)
+    stem = remote_id if remote_id.startswith(f"{job.provider}-") else f"{job.provider}-{remote_id}"
+    path = within(out, f"{REPORT_PREFIX}{stem}.json", what="a job id")
     write_json(path, doc)
     return path
 

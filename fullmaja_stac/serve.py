@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.browser import BROWSER_PREFIX, browser_config
 from fullmaja_stac.httpserver import IDLE_TIMEOUT, LoopbackServer, parse_range
+from fullmaja_stac.safepaths import inside
 
 MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "image/tiff", ".jpg": "image/jpeg",
                ".xml": "application/xml", ".js": "text/javascript", ".css": "text/css", ".html": "text/html",
@@ -82,15 +83,11 @@ class _Handler(BaseHTTPRequestHandler):
             base, rel = srv.browser, rel or "index.html"
         else:
             base, rel = srv.catalog, path.lstrip("/") or "catalog.json"
-        if "\x00" in rel or len(rel) > 4096 or any(len(part) > 255 for part in rel.split("/")):
-            return None  # no file can have such a name
+        target = inside(base, rel)
         try:
-            target = (base / rel).resolve()
-            if not target.is_relative_to(base) or not target.is_file():
-                return None
-        except (OSError, ValueError):  # a name the file system refuses
+            return target if target is not None and target.is_file() else None
+        except OSError:
             return None
-        return target
 
     def do_GET(self) -> None:  # noqa: N802
         path = unquote(urlparse(self.path).path)

@@ -148,15 +148,17 @@ def parse_datetime(text: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _files(root: ET.Element, list_tag: str, item_tag: str, props_tag: str, file_tag: str) -> list[FileEntry]:
+def _files(root: ET.Element, source: str, list_tag: str, item_tag: str, props_tag: str, file_tag: str) -> list[FileEntry]:
     entries: list[FileEntry] = []
     for item in root.iterfind(f".//Product_Organisation//{list_tag}/{item_tag}"):
         nature = _text(item.find(f"{props_tag}/NATURE")) or ""
         encoding = _text(item.find(f"{props_tag}/ENCODING"))
         for f in item.iterfind(f".//{file_tag}"):
             path = _text(f)
-            if not path:
-                continue
+            if not path:  # a band that silently went missing would land as an item without it
+                what = " ".join(f"{k}={v}" for k, v in f.attrib.items() if k in ("band_id", "group_id", "bit_number"))
+                raise ProductError(source, f"the MTD lists an empty {file_tag} ({nature or 'no nature'}"
+                                           f"{', ' + what if what else ''}); the metadata file is damaged")
             entries.append(FileEntry(
                 nature=nature,
                 path=path,
@@ -304,8 +306,8 @@ def parse_mtd(data: bytes, source: str) -> MtdContent:
         quality=quality,
         band_groups=band_groups,
         quicklook=_text(root.find(".//Product_Organisation/Muscate_Product/QUICKLOOK")),
-        images=_files(root, "Image_List", "Image", "Image_Properties", "IMAGE_FILE"),
-        masks=_files(root, "Mask_List", "Mask", "Mask_Properties", "MASK_FILE"),
+        images=_files(root, source, "Image_List", "Image", "Image_Properties", "IMAGE_FILE"),
+        masks=_files(root, source, "Mask_List", "Mask", "Mask_Properties", "MASK_FILE"),
         jpi=jpi,
         maja_version=find_maja_version(root),
         spectral=spectral,

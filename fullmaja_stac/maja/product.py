@@ -31,6 +31,7 @@ from fullmaja_stac.maja.bands import L2A_GROUPS, REFLECTANCE_KINDS, normalize_ba
 from fullmaja_stac.maja.masks import MASK_FAMILIES
 from fullmaja_stac.maja.mtd import FileEntry, SpectralInfo, find_maja_version, find_validity, parse_mtd, parse_xml
 from fullmaja_stac.maja.orbits import relative_orbit
+from fullmaja_stac.safepaths import name_problem, shown
 from fullmaja_stac.tiles import TILE_SIZE_M, tile_grid
 
 MTD_SUFFIX = "_MTD_ALL.xml"
@@ -42,6 +43,7 @@ NAME_PATTERN = re.compile(
     r"^(?P<platform>SENTINEL2[A-Z])_(?P<date>\d{8}-\d{6}-\d{3})_(?P<level>L\d[A-Z])_"
     r"T?(?P<tile>\d{2}[A-Z]{3})_(?P<nature>[A-Z])_V(?P<version>\d+-\d+)$"
 )
+TILE_NAME = re.compile(r"\d{2}[A-Z]{3}")
 _REFLECTANCE = re.compile(rf"_({'|'.join(REFLECTANCE_KINDS)})_(B\d{{1,2}}A?)\.tif$", re.IGNORECASE)
 _ATB = re.compile(r"_ATB_(R\d)\.tif$", re.IGNORECASE)
 _MASK = re.compile(rf"_({'|'.join(MASK_FAMILIES)})_(R\d)(?:-D(\d+))?\.tif$", re.IGNORECASE)
@@ -216,7 +218,7 @@ class _Container:
             if mtds and (path / mtds[0]).is_dir():
                 raise ProductError(path / mtds[0], "is a folder, not the product's metadata file")
             self._check_one(mtds)
-            self.mtd = mtds[0]
+            self.mtd = _check_relative(path, mtds[0])
             self.prefix = ""
             self.root = str(path.resolve())
             return
@@ -289,7 +291,10 @@ def _check_relative(source: Path, relative: str) -> str:
         rel = rel[2:]
     norm = posixpath.normpath(rel)
     if norm.startswith("/") or norm == ".." or norm.startswith("../") or re.match(r"^[A-Za-z]:", norm):
-        raise ProductError(source, f"the MTD lists {relative!r}, which points outside the product")
+        raise ProductError(source, f"the MTD lists {shown(relative)}, which points outside the product")
+    problem = name_problem(posixpath.basename(norm))  # the file name is reused for what we write
+    if problem is not None:
+        raise ProductError(source, f"the MTD lists the file {shown(relative)}, whose name {problem}")
     return norm
 
 
@@ -337,6 +342,11 @@ def _read_identity(source: Path, container: _Container):
     tile = tile[1:] if tile.startswith("T") and len(tile) == 6 else tile
     if not platform or not tile:
         raise ProductError(mtd_where, "cannot tell the platform and tile (no PLATFORM/GEOGRAPHICAL_ZONE and the id is not a MUSCATE name)")
+    # the id and the tile name the product's folders in a catalog: checked here, once
+    if (problem := name_problem(mtd.id)) is not None:
+        raise ProductError(mtd_where, f"its PRODUCT_ID {shown(mtd.id)} cannot be an item id: it {problem}")
+    if not TILE_NAME.fullmatch(tile):
+        raise ProductError(mtd_where, f"its tile {shown(tile)} is not a Sentinel-2 tile name (two digits, three letters)")
     return mtd, name, ProductIdentity(mtd.id, platform, tile, mtd.acquired)
 
 

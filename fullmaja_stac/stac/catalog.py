@@ -30,11 +30,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
+import orjson
 import pystac
 from filelock import FileLock, Timeout
 
-from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.errors import FullMajaError, printable_path, warn_line, writable_folder
 from fullmaja_stac.jsonio import read_json, write_json
+from fullmaja_stac.safepaths import name_problem, within
 from fullmaja_stac.stac.constants import (
     COLLECTION_DESCRIPTION,
     COLLECTION_ID,
@@ -49,6 +51,9 @@ from fullmaja_stac.stac.constants import (
 )
 
 STAGING_PREFIX = ".staging-"
+LOCK_NAME = ".fullmaja-stac.lock"
+TILE_FOLDER = re.compile(r"\d{2}[A-Z]{3}")
+YEAR_FOLDER = re.compile(r"\d{4}")
 VERSION_SUFFIX = re.compile(r"_V(\d+)-(\d+)$")
 ITEM_ASSET_DROP = ("href", "file:size", "file:checksum", "proj:shape", "proj:transform", "gsd")
 JSON_TYPE = "application/json"
@@ -89,7 +94,8 @@ class TileYear:
         return f"{self.tile}-{self.year}"
 
     def item_paths(self) -> list[Path]:
-        return [self.folder / item_id / f"{item_id}.json" for item_id in self.item_ids]
+        """The item files the year's index names (ids checked: the index is a file anyone may edit)."""
+        return [within(self.folder, item_id, f"{item_id}.json", what="an id in _items.json") for item_id in self.item_ids]
 
 
 def tile_years(root: Path) -> dict[str, TileYear]:
@@ -97,7 +103,11 @@ def tile_years(root: Path) -> dict[str, TileYear]:
     year's ``_items.json``, which every change of the year rewrites (and nothing else does)."""
     out = {}
     for index_file in sorted((Path(root) / COLLECTION_ID).glob("*/*/_items.json")):
-        ids = tuple(read_json(index_file, {"items": {}})["items"])
+        index = read_derived(index_file, _valid_index)
+        if index is None:
+            raise FullMajaError(f"{printable_path(index_file)} is damaged; `fullmaja-stac repair "
+                                f"{printable_path(root)}` rebuilds it from the item files")
+        ids = tuple(i for i in index["items"] if name_problem(i) is None)
         if ids:
             stat = index_file.stat()
             entry = TileYear(index_file.parent.parent.name, index_file.parent.name, index_file.parent,
@@ -120,27 +130,34 @@ class CatalogStore:
         self._last_year_flush = time.monotonic()
 
     # -- paths ---------------------------------------------------------------------------
+    # Every path below the collection is made here, from names checked by safepaths.within.
     def year_dir(self, p: Placement) -> Path:
-        return self.collection_dir / p.tile / p.year
+        return within(self.collection_dir, p.tile, p.year, what="a tile or year")
 
     def item_dir(self, p: Placement) -> Path:
-        return self.year_dir(p) / p.item_id
+        return within(self.year_dir(p), p.item_id, what="an item id")
 
     def item_path(self, p: Placement) -> Path:
-        return self.item_dir(p) / f"{p.item_id}.json"
+        return within(self.year_dir(p), p.item_id, f"{p.item_id}.json", what="an item id")
 
     def staging_dir(self, p: Placement) -> Path:
-        return self.year_dir(p) / f"{STAGING_PREFIX}{p.item_id}"
+        return self.year_dir(p) / f"{STAGING_PREFIX}{within(self.year_dir(p), p.item_id, what='an item id').name}"
 
     # -- locking and recovery -------------------------------------------------------------
     @contextmanager
     def lock(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(str(self.root / ".fullmaja-stac.lock"))
+        writable_folder(self.root, "the catalog")
+        lock_path = self.root / LOCK_NAME
+        if lock_path.exists() and not lock_path.is_file():
+            raise FullMajaError(f"{printable_path(lock_path)} should be our lock file but is a folder or something "
+                                "else; remove it and run the same command again")
+        lock = FileLock(str(lock_path))
         try:
             lock.acquire(timeout=0)
         except Timeout:
             raise FullMajaError(f"another fullmaja-stac process is writing {self.root}; wait for it to finish") from None
+        except OSError as exc:
+            raise FullMajaError(f"cannot take the lock {printable_path(lock_path)} ({exc.strerror or exc})") from None
         try:
             yield
         finally:
@@ -155,13 +172,36 @@ class CatalogStore:
 
     # -- state ---------------------------------------------------------------------------
     def year_index(self, p: Placement) -> dict:
+        """The year's index of items; one that is damaged (truncated, edited, of the wrong
+        shape) is rebuilt from the item files, which are the truth it is derived from."""
         folder = self.year_dir(p)
         if folder not in self._years:
-            self._years[folder] = read_json(folder / "_items.json", {"items": {}})
+            index = read_derived(folder / "_items.json", _valid_index, {"items": {}})
+            if index is None:
+                index = self._rebuild_index(folder)
+                self._dirty_years[folder] = p
+                self._touched_tiles.add(p.tile)
+                warn_line(f"{printable_path(folder / '_items.json')} was damaged: rebuilt from the item files")
+            self._years[folder] = index
         return self._years[folder]
 
+    def _rebuild_index(self, folder: Path) -> dict:
+        """A year's index from the item files in its folder; a damaged item file is named
+        and left out (ingesting its product again replaces it)."""
+        items = {}
+        for item_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if not item_dir.is_dir() or name_problem(item_dir.name) is not None:
+                continue  # staging folders (hidden), anything that is not an item's folder
+            item = read_item_file(within(item_dir, f"{item_dir.name}.json", what="an item folder"), item_dir.name)
+            if item is not None:
+                items[item_dir.name] = _index_entry(item)
+        return {"items": items}
+
     def has_item(self, p: Placement) -> bool:
-        return self.item_path(p).exists()
+        """Whether the item is in place and whole: a damaged item file is named, and its
+        product is converted again."""
+        path = self.item_path(p)
+        return path.exists() and read_item_file(path, p.item_id) is not None
 
     def versions_of(self, p: Placement) -> dict[str, tuple[int, ...]]:
         """Other versions of the same product already in the catalog: id → version."""
@@ -176,12 +216,16 @@ class CatalogStore:
     # -- writing -------------------------------------------------------------------------
     def ensure_root(self) -> None:
         """Create the root catalog and an empty collection if they are missing."""
-        if not (self.root / "catalog.json").exists():
+        if not read_derived(self.root / "catalog.json", _valid_stac("Catalog"), {}):
             root = pystac.Catalog(ROOT_ID, ROOT_DESCRIPTION, title=ROOT_TITLE)
             root.add_link(pystac.Link("root", "./catalog.json", JSON_TYPE, ROOT_TITLE))
             root.add_link(pystac.Link("child", f"./{COLLECTION_ID}/collection.json", JSON_TYPE, COLLECTION_TITLE))
             write_json(self.root / "catalog.json", root.to_dict(include_self_link=False, transform_hrefs=False))
-        if not (self.collection_dir / "collection.json").exists():
+        collection = read_derived(self.collection_dir / "collection.json", _valid_stac("Collection"), {})
+        if collection is None:  # damaged: its item_assets are rebuilt from every item
+            warn_line(f"{printable_path(self.collection_dir / 'collection.json')} was damaged: rebuilt")
+            self.repair()
+        elif not collection:
             self._write_collection(item_assets={})
 
     def commit(self, p: Placement, item: pystac.Item, staging: Path) -> None:
@@ -194,7 +238,7 @@ class CatalogStore:
             pystac.Link("collection", "../../../collection.json", JSON_TYPE, COLLECTION_TITLE),
         ]
         doc = item.to_dict(include_self_link=False, transform_hrefs=False)
-        write_json(staging / f"{p.item_id}.json", doc)
+        write_json(within(staging, f"{p.item_id}.json", what="an item id"), doc)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
@@ -266,8 +310,8 @@ class CatalogStore:
         self._new_item_assets = {}
 
     def _write_tile(self, tile: str) -> None:
-        tile_dir = self.collection_dir / tile
-        years = sorted(d.name for d in tile_dir.iterdir() if (d / "_summary.json").exists() and read_json(d / "_summary.json")["count"])
+        tile_dir = within(self.collection_dir, tile, what="a tile")
+        years = sorted(year for year, summary in self._summaries(tile_dir) if summary and summary["count"])
         cat = pystac.Catalog(tile, f"MAJA L2A products of Sentinel-2 tile {tile}", title=f"Tile {tile}")
         cat.add_link(pystac.Link("root", "../../catalog.json", JSON_TYPE, ROOT_TITLE))
         cat.add_link(pystac.Link("parent", "../collection.json", JSON_TYPE, COLLECTION_TITLE))
@@ -275,15 +319,66 @@ class CatalogStore:
             cat.add_link(pystac.Link("child", f"./{year}/catalog.json", JSON_TYPE, f"{tile} {year}"))
         write_json(tile_dir / "catalog.json", cat.to_dict(include_self_link=False, transform_hrefs=False))
 
+    def _summaries(self, tile_dir: Path) -> list[tuple[str, dict]]:
+        """(year, summary) of a tile's year folders; a damaged ``_summary.json`` is rebuilt
+        from the year's index (itself rebuilt from the items if it is damaged too)."""
+        out = []
+        for year_dir in sorted(tile_dir.iterdir()):
+            path = year_dir / "_summary.json"
+            if not YEAR_FOLDER.fullmatch(year_dir.name) or not path.exists():
+                continue
+            summary = read_derived(path, _valid_summary)
+            if summary is None:
+                p = Placement(tile_dir.name, year_dir.name, "")
+                warn_line(f"{printable_path(path)} was damaged: rebuilt from the year's items")
+                self._write_year(p, self.year_index(p))
+                summary = read_derived(path, _valid_summary)
+            out.append((year_dir.name, summary))
+        return out
+
+    def repair(self) -> list[str]:
+        """Rebuild every file that is not an item or a COG (year indexes, summaries, year and
+        tile catalogs, the collection and its item_assets, the root) from the item files.
+        Returns the damaged item files it found (they are left out; ingest their products
+        again)."""
+        damaged: list[str] = []
+        item_assets: dict = {}
+        self._years.clear()
+        for tile_dir in sorted(self.collection_dir.iterdir()) if self.collection_dir.is_dir() else []:
+            if not tile_dir.is_dir() or not TILE_FOLDER.fullmatch(tile_dir.name):
+                continue
+            for year_dir in sorted(tile_dir.iterdir()):
+                if not year_dir.is_dir() or not YEAR_FOLDER.fullmatch(year_dir.name):
+                    continue
+                p = Placement(tile_dir.name, year_dir.name, "")
+                index = self._rebuild_index(year_dir)
+                damaged += [printable_path(within(d, f"{d.name}.json")) for d in sorted(year_dir.iterdir())
+                            if d.is_dir() and name_problem(d.name) is None and d.name not in index["items"]]
+                for item_id in index["items"]:
+                    item = read_item_file(within(year_dir, item_id, f"{item_id}.json", what="an item id"), item_id) or {}
+                    for key, value in _item_assets(item.get("assets", {})).items():
+                        item_assets.setdefault(key, value)
+                self._years[year_dir] = index
+                self._write_year(p, index)
+            self._write_tile(tile_dir.name)
+        (self.collection_dir / "collection.json").unlink(missing_ok=True)  # its item_assets start afresh
+        (self.root / "catalog.json").unlink(missing_ok=True)
+        self.ensure_root()
+        self._write_collection(item_assets=item_assets)
+        return damaged
+
     def _write_collection(self, item_assets: dict) -> None:
         path = self.collection_dir / "collection.json"
-        previous = read_json(path, {})
+        previous = read_derived(path, _valid_stac("Collection"), {}) or {}
         merged_assets = dict(previous.get("item_assets", {}))
         for key, value in item_assets.items():
             merged_assets.setdefault(key, value)
-        summaries = [read_json(p) for p in sorted(self.collection_dir.glob("*/*/_summary.json"))]
-        total = _merge_summaries([s for s in summaries if s and s["count"]])
-        tiles = sorted({t for s in summaries if s and s["count"] for t in s["grid:code"]})
+        tile_dirs = sorted(self.collection_dir.iterdir()) if self.collection_dir.is_dir() else []
+        summaries = [summary for tile_dir in tile_dirs
+                     if tile_dir.is_dir() and TILE_FOLDER.fullmatch(tile_dir.name)
+                     for _, summary in self._summaries(tile_dir) if summary is not None]
+        total = _merge_summaries([s for s in summaries if s["count"]])
+        tiles = sorted({t for s in summaries if s["count"] for t in s["grid:code"]})
 
         if total["count"]:
             bbox = total["bbox"]
@@ -312,6 +407,64 @@ class CatalogStore:
         if merged_assets:
             data["item_assets"] = dict(sorted(merged_assets.items()))
         write_json(path, data)
+
+
+def repair_catalog(root: Path) -> list[str]:
+    """:meth:`CatalogStore.repair` under the catalog's lock; the damaged item files found."""
+    root = Path(root)
+    if not (root / "catalog.json").exists() and not (root / COLLECTION_ID).is_dir():
+        raise FullMajaError(f"{printable_path(root)}: no catalog here (no catalog.json, no {COLLECTION_ID}/)")
+    store = CatalogStore(root)
+    with store.lock():
+        store.clean_staging()
+        return store.repair()
+
+
+def read_derived(path: Path, valid, default=None):
+    """A bookkeeping or catalog JSON file we wrote, or ``default`` if it is missing; None if
+    it is damaged (not JSON, or not of the shape ``valid`` checks)."""
+    try:
+        data = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return default
+    except (orjson.JSONDecodeError, IsADirectoryError, NotADirectoryError, PermissionError):
+        return None
+    try:
+        return data if valid(data) else None
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+        return None
+
+
+def read_item_file(path: Path, item_id: str) -> dict | None:
+    """An item file as a dict if it is whole (JSON, a Feature with this id, properties with
+    a datetime, assets); None, with one line naming it, if it is damaged."""
+    item = read_derived(path, lambda d: isinstance(d, dict) and d.get("type") == "Feature" and d.get("id") == item_id
+                        and isinstance(d.get("properties"), dict) and isinstance(d["properties"].get("datetime"), str)
+                        and isinstance(d.get("assets"), dict) and isinstance(d.get("bbox"), list))
+    if item is None and path.exists():
+        warn_line(f"{printable_path(path)} is damaged (not a whole STAC item): its product will be converted again "
+                  "when it is ingested")
+    return item
+
+
+def _valid_index(d) -> bool:
+    return isinstance(d, dict) and isinstance(d.get("items"), dict) and all(
+        isinstance(e, dict) and isinstance(e.get("datetime"), str) and isinstance(e.get("bbox"), list) and len(e["bbox"]) == 4
+        for e in d["items"].values())
+
+
+def _valid_summary(d) -> bool:
+    if not (isinstance(d, dict) and isinstance(d.get("count"), int)):
+        return False
+    if not d["count"]:
+        return True
+    return (len(d["bbox"]) == 4 and all(isinstance(v, (int, float)) for v in d["bbox"]) and isinstance(d["start"], str)
+            and isinstance(d["end"], str) and all(isinstance(d[k], list) for k in
+                                                  ("platform", "grid:code", "sat:relative_orbit", "gsd", "eo:cloud_cover")))
+
+
+def _valid_stac(kind: str):
+    return lambda d: isinstance(d, dict) and d.get("type") == kind and isinstance(d.get("links"), list)
 
 
 def _parse(text: str) -> datetime:
