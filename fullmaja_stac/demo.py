@@ -44,7 +44,7 @@ def order_and_download(
             time.sleep(poll_s)
         timings["processing"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        downloaded = download_job(store, PepsProvider(credentials), job, products, download_observer)
+        downloaded = download_job(store, PepsProvider(credentials, job.base_url), job, products, download_observer)
         timings["download"] = time.perf_counter() - t0
     return job, downloaded, timings
 

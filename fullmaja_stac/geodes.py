@@ -20,15 +20,21 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from urllib.parse import urlparse
 
+import msgspec
 import requests
 from platformdirs import user_config_path
 
+from fullmaja_stac import config
 from fullmaja_stac.config import APP_NAME
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.jobs import Job, JobStore
 from fullmaja_stac.peps.auth import netrc_entry, warn_if_readable_by_others
 from fullmaja_stac.peps.client import make_session
 from fullmaja_stac.providers import RemoteFile
+from fullmaja_stac.records import GeodesAsset, GeodesFeature, GeodesPage, RecordError, decode, http_url
+from fullmaja_stac.remote import Answer, RemoteLimitError, watched
+from fullmaja_stac.remote import fetch as fetch_document
+from fullmaja_stac.safepaths import name_problem, shown
 from fullmaja_stac.tiles import normalize_tile
 
 GEODES_URL = "https://geodes-portal.cnes.fr"
@@ -90,20 +96,20 @@ class GeodesProduct:
         return f"{self.name}.zip"
 
 
-def _is_xml(asset: dict) -> bool:
-    return "xml" in (asset.get("type") or "").lower()
+def _is_xml(asset: GeodesAsset) -> bool:
+    return "xml" in (asset.type or "").lower()
 
 
-def zip_asset(assets: dict) -> dict | None:
+def zip_asset(assets: dict[str, GeodesAsset]) -> GeodesAsset | None:
     """The product's zip: a ``data`` asset that says it is a zip (type, key, title or href),
     else the first ``data`` asset that is not XML (eodag's rule), else any asset titled or
     keyed ``*.zip`` (pyGeodes's rule)."""
-    def says_zip(key: str, a: dict) -> bool:
-        return (a.get("type") or "").lower() in ("application/zip", "application/x-zip-compressed") or any(
-            str(v).lower().split("?")[0].endswith(".zip") for v in (key, a.get("title") or "", a.get("href") or ""))
+    def says_zip(key: str, a: GeodesAsset) -> bool:
+        return (a.type or "").lower() in ("application/zip", "application/x-zip-compressed") or any(
+            str(v).lower().split("?")[0].endswith(".zip") for v in (key, a.title or "", a.href or ""))
 
-    entries = [(k, a) for k, a in assets.items() if isinstance(a, dict) and a.get("href")]
-    data = [(k, a) for k, a in entries if "data" in (a.get("roles") or [])]
+    entries = [(k, a) for k, a in assets.items() if a.href]
+    data = [(k, a) for k, a in entries if "data" in a.roles]
     for candidates in ([a for k, a in data if says_zip(k, a)], [a for _, a in data if not _is_xml(a)],
                        [a for k, a in entries if says_zip(k, a)]):
         if candidates:
@@ -111,8 +117,8 @@ def zip_asset(assets: dict) -> dict | None:
     return None
 
 
-def _seen(assets: dict) -> str:
-    return "; ".join(f"{k} ({(a or {}).get('type') or 'no type'}, roles {','.join((a or {}).get('roles') or []) or 'none'})"
+def _seen(assets: dict[str, GeodesAsset]) -> str:
+    return "; ".join(f"{shown(k, 40).strip(chr(39))} ({a.type or 'no type'}, roles {','.join(a.roles) or 'none'})"
                      for k, a in list(assets.items())[:6]) or "no asset at all"
 
 
@@ -123,24 +129,40 @@ def _when(text: str | None) -> datetime | None:
         return None
 
 
-def parse_item(item: dict) -> GeodesProduct:
-    props = item.get("properties", {})
-    name = props.get("identifier") or item.get("id", "")
-    assets = item.get("assets") or {}
-    data = zip_asset(assets)
-    text = (data or {}).get("description") or ""
+def parse_item(feature: GeodesFeature | dict) -> GeodesProduct:
+    """One search result as a product; a raw dict is checked as a :class:`GeodesFeature`
+    first. The name must be a safe file name and the zip's href an http(s) URL, or the
+    product says why it cannot be fetched (``problem``)."""
+    if isinstance(feature, dict):
+        try:
+            feature = msgspec.convert(feature, GeodesFeature)
+        except msgspec.ValidationError as exc:
+            raise GeodesError(f"a GEODES search result is not of the expected shape: {exc}") from None
+    props = feature.properties
+    name = props.identifier or feature.id
+    data = zip_asset(feature.assets)
+    text = (data.description if data else None) or ""
     size, online, md5 = _SIZE.search(text), _ONLINE.search(text), _MD5.search(text)
     # sensing time first: GEODES's `datetime` is when the product was published
-    acquired = _when(props.get("start_datetime")) or _when(props.get("end_datetime")) or _when(props.get("datetime"))
+    acquired = _when(props.start_datetime) or _when(props.end_datetime) or _when(props.datetime)
     version = re.search(r"_V(\d+-\d+)$", name)
+    problem = None if data else f"no downloadable zip among its assets (seen: {_seen(feature.assets)})"
+    href = data.href if data else None
+    if problem is None and (bad := name_problem(name)) is not None:
+        problem, href = f"its identifier {shown(name)} cannot be a file name: it {bad}", None
+    if href is not None:
+        try:
+            http_url(href, "its zip's href")
+        except RecordError as exc:
+            problem, href = str(exc), None
     return GeodesProduct(
-        urn=item.get("id", ""), name=name, acquired=acquired,
-        cloud_cover=props.get("eo:cloud_cover"), relative_orbit=props.get("sat:relative_orbit"),
-        tile=(props.get("grid:code") or "").removeprefix("MGRS-").removeprefix("T") or None,
+        urn=feature.id, name=name, acquired=acquired,
+        cloud_cover=props.cloud_cover, relative_orbit=props.relative_orbit,
+        tile=(props.grid_code or "").removeprefix("MGRS-").removeprefix("T") or None,
         version=version.group(1) if version else None,
-        href=(data or {}).get("href"), size=int(size.group(1)) if size else None,
+        href=href, size=int(size.group(1)) if size else None,
         online=(online.group(1).lower() == "true") if online else True, md5=md5.group(1).lower() if md5 else None,
-        problem=None if data else f"no downloadable zip among its assets (seen: {_seen(assets)})",
+        problem=problem,
     )
 
 
@@ -162,9 +184,10 @@ def search_body(tile: str, orbit: int | None, start: date, end: date, max_cloud:
 REDIRECT_LOOP = "GEODES answered with a redirect loop: the API key is probably wrong"
 
 
-def geodes_session(api_key: str | None) -> requests.Session:
-    """Our retry policy, the key in ``X-API-Key``, and few redirects (a bad key loops)."""
-    session = make_session(None)
+def geodes_session(api_key: str | None, base_url: str) -> requests.Session:
+    """Our retry policy, the key in ``X-API-Key`` for ``base_url``'s origin only (a zip or a
+    redirect on another host gets no key), and few redirects (a bad key loops)."""
+    session = make_session(None, base_url)
     session.max_redirects = 5
     if api_key:
         session.headers["X-API-Key"] = api_key
@@ -179,55 +202,65 @@ class GeodesClient:
 
     def use_key(self, api_key: str | None) -> None:
         self.api_key = api_key
-        self.session = geodes_session(api_key)
+        self.session = geodes_session(api_key, self.base_url)
 
     def search(self, tile: str, orbit: int | None, start: date, end: date, max_cloud: float | None = None) -> list[GeodesProduct]:
-        """Every matching product, following page numbers until ``context.matched`` is reached."""
-        products: list[GeodesProduct] = []
-        page = 1
-        while True:
+        """Every matching product, following page numbers until ``context.matched`` is reached,
+        a page is short or brings nothing new, or :data:`~fullmaja_stac.config.MAX_SEARCH_PAGES`
+        pages were read (then it says so rather than loop)."""
+        products: dict[str, GeodesProduct] = {}
+        for page in range(1, config.MAX_SEARCH_PAGES + 1):
             body = search_body(tile, orbit, start, end, max_cloud, self.collection, page)
-            doc = self._post(f"{self.base_url}/api/stac/search", body)
-            features = doc.get("features") or []
-            products.extend(parse_item(f) for f in features)
-            matched = (doc.get("context") or {}).get("matched")
-            if not features or (matched is not None and len(products) >= matched) or len(features) < body["limit"]:
-                return products
-            page += 1
+            url = f"{self.base_url}/api/stac/search"
+            try:
+                doc = decode(self._post(url, body), GeodesPage, f"GEODES's search page {page}")
+            except RecordError as exc:
+                raise GeodesError(str(exc)) from None
+            before = len(products)
+            for feature in doc.features:
+                product = parse_item(feature)
+                products.setdefault(product.urn or product.name, product)
+            matched = doc.context.matched if doc.context else None
+            if not doc.features or len(products) == before or (matched is not None and len(products) >= matched) \
+                    or len(doc.features) < body["limit"]:
+                return list(products.values())
+        raise GeodesError(f"GEODES kept sending full pages: stopped after {config.MAX_SEARCH_PAGES} pages "
+                          f"({len(products)} products); narrow the period or the filters")
 
-    def _post(self, url: str, body: dict) -> dict:
+    def _post(self, url: str, body: dict) -> bytes:
         try:
-            response = self.session.post(url, json=body, timeout=(10, 60))
+            response = fetch_document(self.session, "POST", url, json=body, what="GEODES's search answer")
         except requests.TooManyRedirects:
             raise GeodesError(REDIRECT_LOOP) from None
+        except RemoteLimitError as exc:
+            raise GeodesError(f"{url}: {exc}") from None
         except requests.RequestException as exc:
             raise GeodesError(f"cannot reach {url} ({type(exc).__name__})") from None
-        return self._json(response, url)
+        return self._body(response, url)
 
     @staticmethod
-    def _json(response: requests.Response, url: str) -> dict:
+    def _body(response: Answer, url: str) -> bytes:
         if response.status_code in (401, 403):
             raise GeodesError(f"GEODES refused the API key (HTTP {response.status_code})")
         if response.status_code == 429:
             raise GeodesError("GEODES quota spent (HTTP 429): try again later")
         if response.status_code == 400:
-            raise GeodesError(f"GEODES rejected the request (HTTP 400): {response.text[:200]}; if the collection "
-                              f"was renamed again, set {ENV_COLLECTION}")
+            raise GeodesError(f"GEODES rejected the request (HTTP 400): {shown(response.text[:200], 220)}; if the "
+                              f"collection was renamed again, set {ENV_COLLECTION}")
         if response.status_code >= 400:
             raise GeodesError(f"GEODES answered HTTP {response.status_code} for {url}")
-        try:
-            return response.json()
-        except ValueError:
-            raise GeodesError(f"GEODES answered something that is not JSON for {url}") from None
+        return response.content
 
     def check_key(self, href: str) -> None:
         """Fail early, in one line, if the key is missing or wrong (before any download starts)."""
         if not self.api_key:
             raise GeodesError(f"no GEODES API key: set {ENV_KEY} (see `fullmaja-stac fetch --help`)")
         try:
-            with self.session.get(href, stream=True, timeout=(10, 60)) as response:
-                if response.status_code in (401, 403):
+            with watched(), self.session.get(href, stream=True, timeout=(10, 60)) as response:
+                if response.status_code in (401, 403):  # the body is not read
                     raise GeodesError(f"GEODES refused the API key (HTTP {response.status_code})")
+        except RemoteLimitError as exc:
+            raise GeodesError(f"{urlparse(href).netloc}: {exc}") from None
         except requests.TooManyRedirects:
             raise GeodesError(REDIRECT_LOOP) from None
         except requests.RequestException as exc:
@@ -252,7 +285,7 @@ class GeodesProvider:
         self.base_url, self.api_key = base_url, api_key
 
     def session(self) -> requests.Session:
-        return geodes_session(self.api_key)
+        return geodes_session(self.api_key, self.base_url)
 
     def files(self, job: Job) -> list[RemoteFile]:
         return [RemoteFile(meta["name"], url, meta.get("urn"), meta.get("md5"), meta.get("size"), meta.get("online", True))

@@ -310,7 +310,7 @@ def provider_for(job: Job, password_file: Path | None = None):
     from fullmaja_stac.peps.auth import require_credentials
     from fullmaja_stac.providers import PepsProvider
 
-    return PepsProvider(require_credentials(job.base_url, password_file))
+    return PepsProvider(require_credentials(job.base_url, password_file), job.base_url)
 
 
 def jobs_to_download(store: JobStore, refs: list[str] | None) -> list[Job]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import requests
 
@@ -39,18 +40,21 @@ class PepsProvider:
 
     name = "peps"
 
-    def __init__(self, credentials) -> None:
-        self.credentials = credentials
+    def __init__(self, credentials, base_url: str) -> None:
+        self.credentials, self.base_url = credentials, base_url
 
     def session(self) -> requests.Session:
+        """Credentials for the PEPS origin only: a result URL on another host gets none."""
         from fullmaja_stac.peps.client import make_session
 
-        return make_session(self.credentials)
+        return make_session(self.credentials, self.base_url)
 
     def files(self, job: Job) -> list[RemoteFile]:
+        """One file per result URL, named by its last path segment as given (a name that
+        cannot be a file name, such as ``.``, is refused where it would become a path)."""
         out = []
         for url in job.results:
-            name = url.rstrip("/").rsplit("/", 1)[-1]
+            name = urlsplit(url).path.rsplit("/", 1)[-1]
             out.append(RemoteFile(name, url, job.remote_id, too_cloudy=is_too_cloudy(name)))
         return out
 

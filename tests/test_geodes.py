@@ -126,8 +126,8 @@ def test_pystac_client_pages_geodes_wrongly_so_we_page_by_number(emu):
 def test_sensing_date_not_publication_date(emu):
     """GEODES's `datetime` is the publication time; the acquisition is `start_datetime`."""
     client = GeodesClient(emu.url)
-    body = client._post(f"{emu.url}/api/stac/search", {"collections": [client.collection], "limit": 5, "page": 1,
-                                                         "query": {"grid:code": {"eq": "T31TCJ"}}})
+    body = json.loads(client._post(f"{emu.url}/api/stac/search", {"collections": [client.collection], "limit": 5, "page": 1,
+                                                         "query": {"grid:code": {"eq": "T31TCJ"}}}))
     feature = body["features"][0]
     assert feature["properties"]["datetime"] > feature["properties"]["start_datetime"]  # the emulator's real shape
     assert feature["properties"]["platform"] in ("S2A", "S2B") and body["context"]["matched"] > 5

@@ -267,7 +267,7 @@ def test_download_into_a_full_disk_keeps_the_report_and_resumes(small_disk, tmp_
                 break
             time.sleep(0.05)
         (small_disk / "products").mkdir()
-        report = download_job(store, PepsProvider(creds), job, small_disk / "products")
+        report = download_job(store, PepsProvider(creds, emu.url), job, small_disk / "products")
         assert not report.ok and report.disk_full and "no space left on the device of" in report.disk_full
         assert "products complete, free some space and run the same command again" in report.disk_full
         assert report.report_path is not None and report.report_path.exists()  # what did complete is recorded
@@ -276,7 +276,7 @@ def test_download_into_a_full_disk_keeps_the_report_and_resumes(small_disk, tmp_
         # free space: move what arrived elsewhere, then the same command finishes
         bigger = tmp_path / "products"
         shutil.copytree(small_disk / "products", bigger)
-        again = download_job(store, PepsProvider(creds), job, bigger)
+        again = download_job(store, PepsProvider(creds, emu.url), job, bigger)
         assert again.ok and again.disk_full is None
 
 

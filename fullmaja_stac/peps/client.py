@@ -12,25 +12,25 @@ from urllib.parse import urlsplit
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from fullmaja_stac import __version__
 from fullmaja_stac.config import ENV_INSECURE_HOSTS, insecure_hosts
 from fullmaja_stac.errors import warn_line, without_userinfo
 from fullmaja_stac.peps.auth import Credentials
+from fullmaja_stac.remote import OriginBoundSession, RemoteLimitError, WatchedAdapter, fetch
 from fullmaja_stac.peps.wps import (
     ACCEPTED, ERROR, RUNNING, ExecuteResponse, JobStatus, MajaRequest, PepsError, error_message, execute_params,
     parse_execute_response, parse_status_json, processing_status_params,
 )
 
-TIMEOUT = (10, 60)  # connect, read (seconds)
 RETRY_STATUS = (429, 500, 502, 503, 504)
 SUBMIT_RETRY_STATUS = (429, 503)
 
 
-class _Session(requests.Session):
-    """A session that skips TLS verification for the hosts the user named, and only those."""
+class _Session(OriginBoundSession):
+    """A session whose credentials go only to their own origin (:mod:`fullmaja_stac.remote`),
+    and that skips TLS verification for the hosts the user named, and only those."""
 
     insecure: frozenset[str] = frozenset()
 
@@ -49,11 +49,16 @@ class _Session(requests.Session):
 _WARNED: set[str] = set()
 
 
-def make_session(credentials: Credentials | None, retries: int = 5, backoff: float = 0.5,
-                 idempotent: bool = True) -> requests.Session:
-    """A session with Basic auth and retries (fewer for a request that is not idempotent).
+def make_session(credentials: Credentials | None, origin_url: str | None = None, retries: int = 5,
+                 backoff: float = 0.5, idempotent: bool = True) -> requests.Session:
+    """A session with Basic auth for ``origin_url``'s origin only, every read watched
+    (:mod:`fullmaja_stac.remote`), and retries (fewer for a request that is not idempotent).
     Certificates are checked except for the hosts in ``FULLMAJA_STAC_INSECURE_HOSTS``."""
+    if credentials is not None and origin_url is None:
+        raise ValueError("credentials need the origin they belong to (origin_url)")
     session = _Session()
+    if origin_url is not None:
+        session.bind_credentials(origin_url)
     session.insecure = insecure_hosts()
     if session.insecure:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)  # we say it once, in one line
@@ -63,7 +68,7 @@ def make_session(credentials: Credentials | None, retries: int = 5, backoff: flo
     retry = Retry(total=retries, connect=retries, read=retries if idempotent else 0, status=retries,
                   backoff_factor=backoff, status_forcelist=RETRY_STATUS if idempotent else SUBMIT_RETRY_STATUS,
                   allowed_methods=frozenset({"GET", "HEAD"}), respect_retry_after_header=True, raise_on_status=False)
-    adapter = HTTPAdapter(max_retries=retry, pool_maxsize=16)
+    adapter = WatchedAdapter(max_retries=retry, pool_maxsize=16)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
@@ -72,12 +77,15 @@ def make_session(credentials: Credentials | None, retries: int = 5, backoff: flo
 class PepsClient:
     def __init__(self, base_url: str, credentials: Credentials | None, session: requests.Session | None = None) -> None:
         self.base_url = without_userinfo(base_url).rstrip("/")  # credentials travel as auth, never in URLs
-        self.session = session or make_session(credentials)
-        self._submit_session = make_session(credentials, retries=3, idempotent=False)
+        self.session = session or make_session(credentials, self.base_url)
+        self._submit_session = make_session(credentials, self.base_url, retries=3, idempotent=False)
 
     def _get(self, url: str, params: dict | None = None, session: requests.Session | None = None) -> bytes:
+        """A document from PEPS, read whole under :data:`~fullmaja_stac.config.DOCUMENT_LIMITS`."""
         try:
-            response = (session or self.session).get(url, params=params, timeout=TIMEOUT)
+            response = fetch(session or self.session, "GET", url, params=params, what=f"PEPS's answer for {url.split('?')[0]}")
+        except RemoteLimitError as exc:
+            raise PepsError(f"{url.split('?')[0]}: {exc}") from None
         except requests.RequestException as exc:
             raise PepsError(f"cannot reach {url.split('?')[0]} ({type(exc).__name__}: {exc})") from None
         if response.status_code >= 400:

@@ -16,6 +16,7 @@ import os
 import queue
 import re
 import threading
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from typing import Callable
 import requests
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from fullmaja_stac.config import DOWNLOAD_LIMITS, NetLimits
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.remote import RemoteLimitError, iter_capped, watched
 
 CHUNK = 1 << 20  # for reading files back
 STREAM_CHUNK = 1 << 16  # for the network: on loopback this is as fast as curl
@@ -142,15 +145,19 @@ def _check_zip(path: Path) -> str | None:
 
 
 def _attempt(session: requests.Session, url: str, part: Path, headers: dict,
-             on_bytes: Callable[[int, int | None], None], hasher: _StreamHasher) -> int:
-    """One GET; appends to ``part`` and feeds ``hasher`` (which already holds ``part``'s bytes).
-    Returns the expected total size."""
+             on_bytes: Callable[[int, int | None], None], hasher: _StreamHasher, limits: NetLimits,
+             until: float, expected_size: int | None) -> int:
+    """One GET, watched (:mod:`fullmaja_stac.remote`: the download's deadline ``until``, its
+    stall limit, at most the announced size); appends to ``part`` and feeds ``hasher`` (which
+    already holds ``part``'s bytes). Returns the expected total size."""
     offset = part.stat().st_size if part.exists() else 0
-    request_headers = dict(headers)
+    request_headers = {"Accept-Encoding": "identity", **headers}  # bytes as stored: ranges and digests agree
     if offset:
         request_headers["Range"] = f"bytes={offset}-"
+    cap = max(0, (expected_size if expected_size is not None else limits.max_bytes or 0) - offset) or None
     try:
-        with session.get(url, headers=request_headers, stream=True, timeout=(10, 60)) as response:
+        with watched(limits, until) as watch, \
+                session.get(url, headers=request_headers, stream=True, timeout=(limits.connect_s, limits.stall_s)) as response:
             if response.status_code == 416 and offset:
                 total = int(response.headers.get("Content-Range", "*/0").rsplit("/", 1)[-1] or 0)
                 if total == offset:
@@ -181,7 +188,7 @@ def _attempt(session: requests.Session, url: str, part: Path, headers: dict,
             first = offset == 0
             try:
                 with open(part, mode) as fh:
-                    for chunk in response.iter_content(STREAM_CHUNK):
+                    for chunk in iter_capped(response, watch, STREAM_CHUNK, cap, what=f"{url}"):
                         if first:
                             if not chunk.startswith(ZIP_MAGIC[: len(chunk)]):
                                 raise TransientDownloadError("the body is not a zip (an error page?)", restart=True)
@@ -195,6 +202,10 @@ def _attempt(session: requests.Session, url: str, part: Path, headers: dict,
                 raise _write_failure(exc, part) from None
     except requests.TooManyRedirects:
         raise DownloadError(f"{url}: redirect loop; the credentials or API key are probably wrong") from None
+    except RemoteLimitError as exc:
+        if time.monotonic() < until and "nothing received" in str(exc):
+            raise TransientDownloadError(str(exc)) from None  # stalled: another attempt resumes
+        raise DownloadError(f"{url}: {exc}") from None
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
         raise TransientDownloadError(f"connection lost ({type(exc).__name__})") from None
     size = part.stat().st_size
@@ -210,7 +221,7 @@ def _attempt(session: requests.Session, url: str, part: Path, headers: dict,
 def download(session: requests.Session, url: str, target: Path, *, headers: dict | None = None,
              expected_md5: str | None = None, expected_size: int | None = None, attempts: int = 6,
              on_bytes: Callable[[int, int | None], None] = lambda n, total: None,
-             wait_max: float = 30.0, check_zip: bool | None = None) -> Downloaded:
+             wait_max: float = 30.0, check_zip: bool | None = None, limits: NetLimits = DOWNLOAD_LIMITS) -> Downloaded:
     """Fetch ``url`` to ``target`` (via ``target.part``), resuming and retrying; verify; rename.
 
     Verification: the provider's MD5 when it publishes one, else the zip's own CRCs (every
@@ -220,6 +231,7 @@ def download(session: requests.Session, url: str, target: Path, *, headers: dict
     part = target.with_name(target.name + ".part")
     resumed_from = part.stat().st_size if part.exists() else 0
     check_zip = (expected_md5 is None) if check_zip is None else check_zip
+    until = time.monotonic() + limits.total_s  # one deadline for every attempt
     retrying = Retrying(stop=stop_after_attempt(attempts), wait=wait_exponential(multiplier=0.2, max=wait_max),
                         retry=retry_if_exception_type(TransientDownloadError), reraise=True)
     try:
@@ -228,7 +240,7 @@ def download(session: requests.Session, url: str, target: Path, *, headers: dict
                 # One digest is enough: the provider's MD5 when it publishes one, else sha256.
                 hasher = _StreamHasher(part, ("md5",) if expected_md5 else ("sha256",))
                 try:
-                    _attempt(session, url, part, headers or {}, on_bytes, hasher)
+                    _attempt(session, url, part, headers or {}, on_bytes, hasher, limits, until, expected_size)
                 except TransientDownloadError as exc:
                     hasher.digests()
                     if exc.restart:

@@ -15,7 +15,10 @@ from datetime import date
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
+import msgspec
+
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.records import PepsStatus, RecordError, RestoError, count, decode, http_url
 from fullmaja_stac.tiles import normalize_tile
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
@@ -141,29 +144,36 @@ class JobStatus:
 
 
 def parse_status_json(data: bytes, source: str = "PEPS") -> JobStatus:
+    """The status JSON as a typed record (:mod:`fullmaja_stac.records`): a resto error is
+    said as such, a document of another shape says where; result URLs must be http(s) and
+    are listed once each (a URL listed 5 000 times is one file)."""
     try:
-        doc = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        snippet = data[:120].decode("utf-8", "replace").strip()
-        raise PepsError(f"{source}: the job status is not JSON: {snippet!r}") from None
-    if isinstance(doc, dict) and ("ErrorCode" in doc or "ErrorMessage" in doc):
-        raise PepsError(f"{source}: {doc.get('ErrorMessage') or 'error'} (code {doc.get('ErrorCode')})")
-    info = doc.get("USER_INFO") if isinstance(doc, dict) else None
-    if not isinstance(info, dict) or "job_status" not in info:
-        snippet = data[:160].decode("utf-8", "replace").strip().replace("\n", " ")
-        raise PepsError(f"{source}: the job status has no USER_INFO.job_status; it says: {snippet!r}")
-    progress = info.get("process")
+        error = msgspec.json.decode(data, type=RestoError)
+        if error.ErrorCode is not None or error.ErrorMessage is not None:
+            raise PepsError(f"{source}: {error.ErrorMessage or 'error'} (code {error.ErrorCode})")
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    try:
+        info = decode(data, PepsStatus, f"{source}: the job status").USER_INFO
+        results = list(dict.fromkeys(http_url(u, "a result URL") for u in info.results or []))
+        logs = [http_url(u, "a log URL") for u in info.logs or []]
+        unprocessed = count(info.unprocessed, "unprocessed")
+    except RecordError as exc:
+        raise PepsError(str(exc)) from None
+    progress = info.process
     try:
         value = float(str(progress).strip().rstrip("%")) if progress not in (None, "") else None
     except ValueError:
         value = None
+    if value is not None and not 0.0 <= value <= 100.0:
+        value = None
     return JobStatus(
-        state=str(info["job_status"]).upper(),
+        state=info.job_status.upper(),
         progress=value,
-        results=[str(u) for u in info.get("results") or []],
-        unprocessed=int(info.get("unprocessed") or 0),
-        logs=[str(u) for u in info.get("logs") or []],
-        message=str(info.get("message") or ""),
+        results=results,
+        unprocessed=unprocessed,
+        logs=logs,
+        message=info.message or "",
     )
 
 
