@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -121,6 +122,59 @@ def test_a_raster_member_failing_its_crc_fails_that_product_by_name(tmp_path, pr
     reason = report.failed[0][1]
     assert suffix in reason and "fails its CRC check" in reason and "download it again" in reason
     assert not list((tmp_path / "catalog").rglob(".*.src")) and not list((tmp_path / "catalog").rglob(".staging-*"))
+
+
+def _patch_crc(source: Path, target: Path, suffix: str, stored: bool) -> Path:
+    """A copy of ``source`` whose member ending in ``suffix`` reads without any error from
+    GDAL but holds other pixels than it did: STORED with one pixel byte flipped (its CRC no
+    longer matches), or DEFLATED with a valid stream of one flipped byte and the original
+    CRC written back in both headers."""
+    with zipfile.ZipFile(source) as old:
+        infos = old.infolist()
+        victim = next(i for i in infos if i.filename.endswith(suffix))
+        original = old.read(victim)
+        with zipfile.ZipFile(target, "w") as new:
+            for info in infos:
+                data = old.read(info)
+                if info is victim:
+                    data = bytearray(data)
+                    data[len(data) - 7] ^= 0x01  # a pixel near the end, past the TIFF header
+                    info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+                    data = bytes(data) if not stored else original
+                new.writestr(info, data, compress_type=info.compress_type)
+    raw = bytearray(target.read_bytes())
+    with zipfile.ZipFile(target) as zf:
+        info = next(i for i in zf.infolist() if i.filename.endswith(suffix))
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    if stored:
+        raw[start + info.compress_size - 7] ^= 0x01  # the stored bytes are the pixels
+    else:
+        good_crc = zlib.crc32(original).to_bytes(4, "little")
+        raw[info.header_offset + 14: info.header_offset + 18] = good_crc
+        central = next(i for i in _find_all(raw, b"PK\x01\x02") if raw[i + 46: i + 46 + len(info.filename)]
+                       == info.filename.encode())
+        raw[central + 16: central + 20] = good_crc
+    target.write_bytes(bytes(raw))
+    return target
+
+
+def _find_all(data: bytes | bytearray, needle: bytes):
+    start = data.find(needle)
+    while start != -1:
+        yield start
+        start = data.find(needle, start + 1)
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["stored, a byte flipped", "deflated, valid stream, wrong CRC"])
+@pytest.mark.parametrize("suffix", ["_FRE_B8.tif", "_FRE_B4.tif", "_CLM_R1.tif"])
+def test_a_member_gdal_reads_without_error_is_still_crc_checked(tmp_path, product_zips, suffix, stored):
+    """Issue 24, 5: both used to be ingested with rc 0 and 1-2 wrong pixels."""
+    bad = _patch_crc(product_zips[1], tmp_path / product_zips[1].name, suffix, stored)
+    with zipfile.ZipFile(bad) as zf, pytest.raises(zipfile.BadZipFile, match="CRC"):
+        zf.read(next(n for n in zf.namelist() if n.endswith(suffix)))  # the damage is real
+    report = ingest([bad, product_zips[0]], tmp_path / "catalog", workers=1)
+    assert len(report.added) == 1 and [Path(s).name for s, _ in report.failed] == [bad.name], report
+    assert suffix in report.failed[0][1] and "fails its CRC check" in report.failed[0][1]
 
 
 def test_the_true_colour_cog_names_a_damaged_band_and_leaves_nothing(tmp_path, product_zips):

@@ -58,10 +58,13 @@ class SchemaSet:
         local = self.mapping.get(uri.split("#", 1)[0])
         if local is not None:
             return json.loads((self.folder / local).read_text(encoding="utf-8"))
-        if self.online:
-            import requests
+        if self.online:  # a schema from the web is a remote document like any other: watched, capped
+            from fullmaja_stac.remote import fetch, watched_session
 
-            return requests.get(uri, timeout=30).json()
+            answer = fetch(watched_session(), "GET", uri, what=f"the schema {uri}")
+            if answer.status_code != 200:
+                raise LookupError(f"schema {uri}: HTTP {answer.status_code}")
+            return json.loads(answer.content)
         raise LookupError(f"schema {uri} is not bundled")
 
     def fast(self, url: str):
