@@ -465,6 +465,65 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
 # ----------------------------------------------------------------------------- server
 
 
+HEAD_TIMEOUT = 10.0  # seconds from a connection's start (or its last answer) to a complete request head
+MAX_WAITING = 256  # connections waiting for a request; beyond, the one that waited longest is closed
+MAX_CONCURRENCY = MAX_WAITING + 200  # uvicorn's 503 limit counts open connections too
+
+
+def _guarded_protocol():
+    """uvicorn's h11 protocol, made so that idle clients cannot deny service: a connection
+    must send a complete request head within ``HEAD_TIMEOUT`` of its start or of its last
+    answer (uvicorn times out none before the first request, and a client sending a byte a
+    second would reset its keep-alive timer), and at most ``MAX_WAITING`` connections may
+    wait for a request at once (the oldest is closed for a new one), so that the capacity
+    uvicorn counts in connections stays free for requests."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    waiting: dict[H11Protocol, float] = {}  # every server's connections waiting for a request head
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer = None
+
+        def _wait_for_head(self) -> None:
+            self._cancel_head_timer()
+            waiting[self] = time.monotonic()
+            self._head_timer = self.loop.call_later(HEAD_TIMEOUT, self._head_timed_out)
+            if len(waiting) > MAX_WAITING:
+                oldest = min(waiting, key=waiting.__getitem__)
+                oldest._head_timed_out()
+
+        def _cancel_head_timer(self) -> None:
+            waiting.pop(self, None)
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timed_out(self) -> None:
+            self._cancel_head_timer()
+            if not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._wait_for_head()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._cancel_head_timer()  # a whole request head arrived: it is served
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._wait_for_head()
+
+        def connection_lost(self, exc) -> None:
+            self._cancel_head_timer()
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
 class ApiServer:
     """uvicorn on a socket bound up front, so port 0 works and the URL is known at once."""
 
@@ -485,7 +544,7 @@ class ApiServer:
             raise FullMajaError(f"cannot listen on {host}:{port} ({exc.strerror}); try another --port") from None
         self.host, self.port = host, self.socket.getsockname()[1]
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=512,
-                                timeout_keep_alive=15, limit_concurrency=200)
+                                timeout_keep_alive=15, limit_concurrency=MAX_CONCURRENCY, http=_guarded_protocol())
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

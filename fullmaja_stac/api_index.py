@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
+from filelock import FileLock
 
 from fullmaja_stac.api_search import (
     BOOLEAN,
@@ -32,10 +33,10 @@ from fullmaja_stac.api_search import (
     TIMESTAMP,
     Queryable,
 )
-from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.errors import FullMajaError, warn_line
 from fullmaja_stac.lifeline import die_with_parent, worker_context
 from fullmaja_stac.jsonio import read_json
-from fullmaja_stac.stac.catalog import tile_years
+from fullmaja_stac.stac.catalog import read_item_file, tile_years
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
 INDEX_FORMAT = "sqlite-1"
@@ -127,16 +128,28 @@ def _epoch(text: str) -> float | None:
     return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def read_rows(paths: list[Path], catalog: Path) -> list[Row]:
+DAMAGED = None  # read_rows' mark for an item file that could not be read
+BUILD_LOCK_SECONDS = 600
+
+
+def read_rows(paths: list[Path], catalog: Path) -> list[Row | None]:
     """Item JSON files → index rows (runs in a worker process for large updates)."""
     import shapely
+    import shapely.errors
     import shapely.geometry
 
     rows = []
     for path in paths:
-        raw = path.read_bytes()
-        item = orjson.loads(raw)
-        geom = shapely.geometry.shape(item["geometry"])
+        item = read_item_file(path, path.parent.name)  # a damaged item is named (one line) and left out
+        if item is None:
+            rows.append(DAMAGED)
+            continue
+        try:
+            geom = shapely.geometry.shape(item["geometry"])
+        except (KeyError, TypeError, ValueError, AttributeError, shapely.errors.ShapelyError):
+            warn_line(f"{path}: its geometry cannot be read; left out of the index")
+            rows.append(DAMAGED)
+            continue
         props = {}
         for name, value in item.get("properties", {}).items():
             queryable = _queryable_value(value)
@@ -170,6 +183,11 @@ def build_index(catalog: Path, cache: Path, progress: Callable[[int, int], None]
         raise FullMajaError(f"{catalog}: the catalog has no item to serve")
     path = index_path(catalog, cache)
     path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock", timeout=BUILD_LOCK_SECONDS):  # two servers starting at once build it in turn
+        return _build_locked(catalog, collection, current, path, progress, workers)
+
+
+def _build_locked(catalog, collection, current, path, progress, workers) -> ApiIndex:
     db = _open_for_update(path)
     try:
         db.execute("INSERT OR REPLACE INTO meta VALUES ('collection', ?)", (orjson.dumps(collection).decode(),))
@@ -181,7 +199,9 @@ def build_index(catalog: Path, cache: Path, progress: Callable[[int, int], None]
         workers = 1 if total < PARALLEL_FROM_ITEMS else (workers or os.cpu_count() or 1)
         done = 0
         for part, rows in _rows_by_part(todo, current, catalog, workers):
-            _replace_part(db, part, rows, current[part].stamp)
+            whole = [row for row in rows if row is not DAMAGED]
+            # a tile-year with a damaged item is read again next time (its repair may not change _items.json)
+            _replace_part(db, part, whole, current[part].stamp if len(whole) == len(rows) else "damaged")
             done += len(rows)
             if progress:
                 progress(done, total)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -18,6 +19,9 @@ from fullmaja_stac.safepaths import inside
 MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "image/tiff", ".jpg": "image/jpeg",
                ".xml": "application/xml", ".js": "text/javascript", ".css": "text/css", ".html": "text/html",
                ".svg": "image/svg+xml", ".png": "image/png", ".woff2": "font/woff2", ".ico": "image/x-icon"}
+
+
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 
 
 class CatalogServer(LoopbackServer):
@@ -57,16 +61,30 @@ class _Handler(BaseHTTPRequestHandler):
     def do_OPTIONS(self) -> None:  # noqa: N802 - stdlib name
         self.send_response(204)
         self._cors()
-        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+        self.send_header("Access-Control-Allow-Methods", ALLOWED_METHODS)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
     def do_HEAD(self) -> None:  # noqa: N802
         self.do_GET()
 
-    def _error(self, status: int, message: str) -> None:
-        body = json.dumps({"code": status, "description": message}).encode()
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Every error the standard library would answer in HTML (an unknown method, a bad
+        request line, headers too long) as our one-line JSON, like the API's."""
+        if self.request_version == "HTTP/0.9":  # a request line that did not parse: answer with a status line anyway
+            self.request_version = "HTTP/1.0"
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # a method we do not serve: POST, PUT, FOO …
+            method = (self.command or "")[:20]
+            self._error(405, f"method {method!r} is not allowed here; use {ALLOWED_METHODS}", {"Allow": ALLOWED_METHODS})
+        else:
+            self._error(code, (message or HTTPStatus(code).phrase)[:200])
+        self.close_connection = True
+
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"code": HTTPStatus(status).phrase.replace(" ", ""), "description": message}).encode()
         self.send_response(status)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self._cors()
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
