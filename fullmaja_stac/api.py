@@ -38,7 +38,7 @@ except ImportError:  # pragma: no cover - create_app says what to install
 __all__ = ["ApiIndex", "ApiServer", "SearchEngine", "SearchError", "build_index", "create_app", "query_to_cql2"]
 
 FILES_PREFIX = "/catalog"
-INSTALL_HINT = "pip install 'fullmaja-stac[api]'"
+INSTALL_HINT = "in the fullmaja-stac checkout, pip install -e '.[api]' (the package is not on PyPI)"
 QUERY_SECONDS = 5.0  # the time limit of one search
 MAX_BODY = 1_000_000  # bytes of a POST body
 GEOJSON = "application/geo+json"
@@ -333,7 +333,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
             {"rel": "service-doc", "type": "text/html", "href": f"{root}/api.html"},
         ]
         return answer({"type": "Catalog", "id": "fullmaja-stac", "stac_version": "1.1.0", "title": title,
-                       "description": f"STAC API over the static catalog {catalog.name}", "conformsTo": CONFORMANCE,
+                       "description": f"STAC API over the static STAC catalog in {catalog.name}", "conformsTo": CONFORMANCE,
                        "links": links})
 
     @app.get("/api", include_in_schema=False)
@@ -522,6 +522,20 @@ def _guarded_protocol():
             super().connection_lost(exc)
 
     return GuardedH11Protocol
+
+
+def require_api_extra() -> None:
+    """A one-line error naming the install command if the [api] extra is missing."""
+    import importlib
+
+    missing = []
+    for name in ("fastapi", "uvicorn", "cql2"):
+        try:
+            importlib.import_module(name)  # imported anyway to serve
+        except ImportError:
+            missing.append(name)
+    if missing:
+        raise FullMajaError(f"serve --api needs {', '.join(missing)}: {INSTALL_HINT}")
 
 
 class ApiServer:

@@ -86,16 +86,17 @@ def info(product: Path = typer.Argument(..., help="A MAJA product: zip, folder o
     from fullmaja_stac.maja import read_product
 
     p = read_product(product)
-    console.print(f"[bold]{esc(p.id)}[/]")
-    console.print(f"  platform {esc(p.platform)}, tile {esc(p.tile)}, orbit {p.relative_orbit} (absolute {p.absolute_orbit})")
-    console.print(f"  acquired {p.acquired.isoformat()}, MAJA version {p.maja_version or 'not recorded'}, valid {p.valid}")
-    console.print(f"  cloud {p.cloud_percent} %, snow {p.snow_percent} %, EPSG:{p.epsg}")
+    say = lambda text: console.print(text, soft_wrap=True)  # noqa: E731 - piped to a file, lines are not cut at 80
+    say(f"[bold]{esc(p.id)}[/]")
+    say(f"  platform {esc(p.platform)}, tile {esc(p.tile)}, orbit {p.relative_orbit} (absolute {p.absolute_orbit})")
+    say(f"  acquired {p.acquired.isoformat()}, MAJA version {p.maja_version or 'not recorded'}, valid {p.valid}")
+    say(f"  cloud {p.cloud_percent} %, snow {p.snow_percent} %, EPSG:{p.epsg}")
     for group, grid in p.grids.items():
-        console.print(f"  {group}: {grid.ncols}x{grid.nrows} px of {grid.resolution:g} m from ({grid.ulx:.10g}, {grid.uly:.10g})")
+        say(f"  {group}: {grid.ncols}x{grid.nrows} px of {grid.resolution:g} m from ({grid.ulx:.10g}, {grid.uly:.10g})")
     kinds: dict[str, int] = {}
     for r in p.rasters:
         kinds[r.kind] = kinds.get(r.kind, 0) + 1
-    console.print("  rasters: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    say("  rasters: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
 
 
 @app.command()
@@ -146,8 +147,11 @@ def _print_ingest_report(report, catalog: Path) -> None:
     console.print(
         f"[bold]{catalog}[/]: {len(report.added)} added, {len(report.replaced)} replaced, "
         f"{len(report.unchanged)} already there, {len(report.superseded)} older than the catalog's, "
-        f"{len(report.failed)} failed"
+        + (f"{len(report.empty)} with no valid pixel, " if report.empty else "")
+        + f"{len(report.failed)} failed"
     )
+    for source, reason in report.empty:
+        console.print(f"  [yellow]skipped[/] {esc(source)}: {esc(reason)}", highlight=False, soft_wrap=True)
     for new, old in report.replaced:
         console.print(f"  replaced {esc(old)} by {esc(new)}", highlight=False)
     for given, newer in report.superseded:
@@ -239,6 +243,8 @@ def repair(catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder.
 
 StateDir = typer.Option(None, "--state-dir", envvar="FULLMAJA_STAC_STATE_DIR",
                         help="Where the job store lives (default: the user state folder).")
+ServeStateDir = typer.Option(None, "--state-dir", envvar="FULLMAJA_STAC_STATE_DIR",
+                             help="Where the STAC Browser build and the search index live (default: the user state folder).")
 PepsUrl = typer.Option(None, "--peps-url", envvar="FULLMAJA_STAC_PEPS_URL",
                        help="PEPS base URL (default https://peps.cnes.fr; the emulator prints its own).")
 AuthFile = typer.Option(None, "--auth", "-a", envvar="FULLMAJA_STAC_PEPS_AUTH",
@@ -307,8 +313,9 @@ def _status_table(store, jobs):
     from fullmaja_stac.jobs import utcnow
     from fullmaja_stac.orders import health, human_duration, too_cloudy_count
 
-    table = Table(title="FULL_MAJA jobs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("job / PEPS id", "request", "state", "timing", "products"):
+    table = Table(title="jobs (PEPS FULL_MAJA orders, GEODES fetches)", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for column in ("job / provider id", "request", "state", "timing", "products"):
         table.add_column(column, overflow="fold")
     notes = []
     now = utcnow()
@@ -329,7 +336,8 @@ def _status_table(store, jobs):
             cloudy = too_cloudy_count(job)
             products = f"{len(job.results) - cloudy} ready\n{cloudy} too cloudy\n{job.unprocessed} unprocessed"
         table.add_row(
-            f"{job.id}" + (f" (after {job.resubmitted_from})" if job.resubmitted_from else "") + f"\n{job.remote_id or ''}",
+            f"{job.id}" + (f" (after {job.resubmitted_from})" if job.resubmitted_from else "")
+            + f"\n{job.provider} {job.remote_id or ''}",
             f"{job.tile or '?'} orbit {job.orbit or '?'}\n{job.start_date or '?'} → {job.end_date or '?'}",
             state, "\n".join(timing), products,
         )
@@ -374,6 +382,8 @@ def status(
         if not watch or all(j.state in TERMINAL for j in selected):
             break
         time.sleep(interval)
+    if errors:
+        raise typer.Exit(1)  # a job could not be refreshed (a wrong password, PEPS down): not a success
 
 
 @app.command()
@@ -445,7 +455,7 @@ def download(
 def _print_download_report(report) -> None:
     console.print(f"job {report.job} ({report.remote_id}): {report.count('downloaded')} downloaded, "
                   f"{report.count('already there')} already there, {report.count('too cloudy')} too cloudy (NOVALD), "
-                  f"{report.count('offline')} offline, {report.unprocessed} L1C not processed (e.g. split products), "
+                  f"{report.count('offline')} offline, {report.unprocessed} L1C not processed (e.g. split products; PEPS gives their number, not their dates), "
                   f"{report.count('failed')} failed")
     for d in report.dates:
         colour = {"downloaded": "green", "already there": "dim", "too cloudy": "yellow", "offline": "yellow",
@@ -469,12 +479,14 @@ def emulator(
     """Run a local PEPS (FULL_MAJA protocol, synthetic products) until Ctrl-C."""
     import time
 
-    from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
+    from fullmaja_stac.peps.emulator import DEMO_USER, GEODES_KEY, PepsEmulator
 
     emu = PepsEmulator(port=port, speed=speed, size=size, faults=set(fault or ()))
     with emu:
         console.print(f"PEPS emulator on [bold]{emu.url}[/] (user {DEMO_USER[0]}, password {DEMO_USER[1]})")
         console.print(f"  export FULLMAJA_STAC_PEPS_URL={emu.url} PEPS_EMAIL={DEMO_USER[0]} PEPS_PASSWORD={DEMO_USER[1]}")
+        console.print(f"GEODES emulator on the same server (API key {GEODES_KEY}), for `search` and `fetch`:")
+        console.print(f"  export FULLMAJA_STAC_GEODES_URL={emu.url} GEODES_API_KEY={GEODES_KEY}")
         try:
             while True:
                 time.sleep(3600)
@@ -490,7 +502,7 @@ SearchTile = typer.Option(..., "--tile", help="Sentinel-2 tile, e.g. 31TCJ.")
 SearchStart = typer.Option(..., "--start", formats=DATE_FORMATS, help="First day.")
 SearchEnd = typer.Option(..., "--end", formats=DATE_FORMATS, help="Last day.")
 SearchOrbit = typer.Option(None, "--orbit", min=1, max=143, help="Relative orbit.")
-MaxCloud = typer.Option(None, "--max-cloud", help="Keep products with at most this cloud cover (%).")
+MaxCloud = typer.Option(None, "--max-cloud", min=0, max=100, help="Keep products with at most this cloud cover (0-100 %).")
 Provider = typer.Option("geodes", "--provider", help="Where to look: geodes (PEPS products are ordered with `request`).")
 
 
@@ -499,9 +511,14 @@ def _geodes_search(provider: str, tile: str, orbit: Optional[int], start: dateti
     from fullmaja_stac.geodes import geodes_url as resolve
     from fullmaja_stac.geodes import search_existing
 
+    from fullmaja_stac.tiles import tile_grid
+
     if provider != "geodes":
         raise FullMajaError(f"--provider {provider}: only 'geodes' serves existing products; PEPS products are "
                             "ordered with `fullmaja-stac request`")
+    if end < start:
+        raise FullMajaError(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}; give the first day, then the last")
+    tile_grid(tile)  # the tile table ships with the package: an unknown tile is said before any request
     return search_existing(resolve(geodes_url), tile, orbit, start.date(), end.date(), max_cloud, names)
 
 
@@ -594,7 +611,7 @@ def serve(
                                           "https://tile.openstreetmap.org/{z}/{x}/{y}.png (default: none, works offline)."),
     api: bool = typer.Option(False, "--api", help="Serve a STAC API (item search with bbox, datetime, query, "
                              "filter, sort) instead of the static files; needs the [api] extra."),
-    state_dir: Optional[Path] = StateDir,
+    state_dir: Optional[Path] = ServeStateDir,
 ) -> None:
     """Serve a catalog over HTTP (CORS, Range for COGs), optionally with STAC Browser.
 
@@ -626,7 +643,7 @@ def serve(
 
 
 @app.command("build-browser")
-def build_browser_command(state_dir: Optional[Path] = StateDir) -> None:
+def build_browser_command(state_dir: Optional[Path] = ServeStateDir) -> None:
     """Build (or rebuild) STAC Browser 4.0.1 into the state folder; needs Node.js and npm."""
     from fullmaja_stac.browser import build_browser
     from fullmaja_stac.config import state_dir as resolve_state

@@ -21,11 +21,17 @@ from fullmaja_stac.errors import ProductError
 from fullmaja_stac.maja.product import MajaProduct, RasterFile, local_raster
 
 
+class EmptyProductError(ProductError):
+    """Every pixel of the product is no data (EDG = 1 everywhere, as at a tile edge in the
+    swath gap): a clear-looking item with the whole grid as footprint would mislead every
+    cloud filter, so the product is skipped and said so."""
+
+
 def edge_mask(product: MajaProduct) -> RasterFile | None:
-    """The EDG mask the footprint is read from: the coarsest is enough for a footprint
-    simplified to its pixel size."""
+    """The EDG mask the footprint is read from: the finest (MAJA's 20 m EDG marks a pixel no
+    data if any of its 10 m pixels is, so it misses the last valid 10 m row and column)."""
     edges = [r for r in product.rasters if r.kind == "EDG" and r.group in product.grids]
-    return max(edges, key=lambda r: product.grids[r.group].resolution, default=None)
+    return min(edges, key=lambda r: product.grids[r.group].resolution, default=None)
 
 
 def valid_footprint(product: MajaProduct, scratch: Path | None = None) -> tuple[dict, list[float]]:
@@ -43,9 +49,11 @@ def valid_footprint(product: MajaProduct, scratch: Path | None = None) -> tuple[
         except RasterioError as exc:
             raise ProductError(product.gdal_path(edg.path), f"cannot read the EDG mask ({exc})") from None
         polygons = [shape(geom) for geom, value in rasterio.features.shapes(valid.astype(np.uint8), mask=valid, transform=transform) if value == 1]
-        if polygons:
-            footprint = unary_union(polygons).simplify(resolution, preserve_topology=True)
-    if footprint is None or footprint.is_empty:
+        if not polygons:
+            raise EmptyProductError(product.source, "every pixel is no data (its EDG mask is 1 everywhere): "
+                                                    "nothing to catalog, skipped")
+        footprint = unary_union(polygons).simplify(resolution, preserve_topology=True)
+    if footprint is None or footprint.is_empty:  # no EDG mask: the grid is all we know
         footprint = box(*grid.bounds)
     geometry = transform_geom(f"EPSG:{product.epsg}", "EPSG:4326", mapping(footprint), precision=7)
     bounds = shape(geometry).bounds

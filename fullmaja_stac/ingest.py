@@ -19,8 +19,8 @@ from typing import Callable, Iterable, Protocol
 
 from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
 from fullmaja_stac.cog import VISUAL_MAX_REFLECTANCE, CogResult, convert, convert_visual, multihash_sha256
-from fullmaja_stac.errors import FullMajaError, ProductError, printable_path
-from fullmaja_stac.footprint import edge_mask, valid_footprint
+from fullmaja_stac.errors import FullMajaError, ProductError, printable_path, warn_line
+from fullmaja_stac.footprint import EmptyProductError, edge_mask, valid_footprint
 from fullmaja_stac.lifeline import die_with_parent, ingest_workers, worker_context
 from fullmaja_stac.maja.product import (
     MTD_SUFFIX,
@@ -66,6 +66,7 @@ class IngestReport:
     replaced: list[tuple[str, str]] = field(default_factory=list)  # (new id, old id)
     unchanged: list[str] = field(default_factory=list)
     superseded: list[tuple[str, str]] = field(default_factory=list)  # (given id, newer id in catalog)
+    empty: list[tuple[str, str]] = field(default_factory=list)  # (source, why): no valid pixel, nothing to catalog
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
 
     @property
@@ -112,11 +113,15 @@ def find_products(inputs: Iterable[Path], problems: list[tuple[str, str]] | None
 
 def load_provenance(products: list[Path]) -> dict[str, Provenance]:
     """Provenance recorded by our downloader next to the files it fetched (by file name)."""
-    from fullmaja_stac.jsonio import read_json
+    from fullmaja_stac.stac.catalog import read_derived
 
     out: dict[str, Provenance] = {}
     for report_path in sorted({f for p in products for f in p.parent.glob(REPORT_GLOB)}):
-        report = read_json(report_path, None) or {}
+        report = read_derived(report_path, _valid_report, {})
+        if report is None:  # damaged or edited: the products still land, without this provenance
+            warn_line(f"{printable_path(report_path)} is not a download report we can read; its products are ingested "
+                      "without their job's provenance")
+            continue
         for entry in report.get("files", []):
             out[entry["name"]] = Provenance(
                 provider=report.get("provider", "peps"), job_id=report.get("job_id"),
@@ -124,6 +129,17 @@ def load_provenance(products: list[Path]) -> dict[str, Provenance]:
                 local_job=report.get("local_job") if isinstance(report.get("local_job"), int) else None,
             )
     return out
+
+
+def _valid_report(doc) -> bool:
+    """A download report of the shape orders.download_job writes (its text lands in items)."""
+    def text(value) -> bool:
+        return value is None or isinstance(value, str)
+
+    return isinstance(doc, dict) and isinstance(doc.get("files", []), list) and isinstance(doc.get("request") or {}, dict) \
+        and text(doc.get("provider")) and text(doc.get("job_id")) \
+        and all(isinstance(e, dict) and isinstance(e.get("name"), str) and text(e.get("url")) and text(e.get("remote_id"))
+                for e in doc.get("files", []))
 
 
 @dataclass
@@ -138,6 +154,7 @@ class _Work:
     footprint: tuple[dict, list[float]] | None = None  # (GeoJSON geometry, bbox), computed by a worker
     finished: set[str] = field(default_factory=set)  # keys of the tasks done, well or not
     error: str | None = None
+    empty: bool = False  # the footprint found no valid pixel: skipped, not failed
 
     @property
     def pending(self) -> int:
@@ -174,6 +191,12 @@ def ingest(
     """
     observer = observer or _Silent()
     workers = ingest_workers(workers)
+    if scheduler:  # checked before the catalog is touched: a missing dask leaves nothing behind
+        try:
+            import distributed  # noqa: F401 - used by _executor
+        except ImportError:
+            raise FullMajaError("--scheduler needs dask's distributed: in the fullmaja-stac checkout, "
+                                "pip install -e '.[dask]'") from None
     report = IngestReport()
     products = find_products(inputs, report.failed)
     provenance = {**load_provenance(products), **(provenance or {})}
@@ -254,7 +277,8 @@ def _executor(workers: int, scheduler: str | None):
         try:
             from distributed import Client, LocalCluster
         except ImportError:
-            raise FullMajaError("--scheduler needs dask's distributed: pip install distributed") from None
+            raise FullMajaError("--scheduler needs dask's distributed: in the fullmaja-stac checkout, "
+                                "pip install -e '.[dask]'") from None
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None) if scheduler == "local" else None
         try:
@@ -375,6 +399,8 @@ def _run(todo, store, report, observer, submit, window, provenance, now, visual_
                         work.footprint = future.result()
                     else:
                         work.results[key] = future.result()
+                except EmptyProductError as exc:  # nothing to catalog: its other tasks are skipped
+                    work.error, work.empty = work.error or exc.problem, True
                 except Exception as exc:  # noqa: BLE001 - the product fails, the others go on
                     work.error = work.error or _reason(exc, work, task)
                 settle(work, key)
@@ -469,6 +495,10 @@ def _finish(work: _Work, store: CatalogStore, report: IngestReport, observer, pr
             work.error = f"{type(exc).__name__}: {exc}"
     if work.error is not None:
         shutil.rmtree(work.staging, ignore_errors=True)
+        if work.empty:
+            report.empty.append((product.source, work.error))
+            observer.product_done(product.id, "empty")
+            return
         report.failed.append((product.source, work.error))
         observer.product_done(product.id, "failed")
         return

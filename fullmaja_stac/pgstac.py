@@ -21,7 +21,7 @@ from fullmaja_stac.jsonio import read_json
 from fullmaja_stac.stac.catalog import tile_years
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
-INSTALL_HINT = "pip install 'fullmaja-stac[pgstac]'"
+INSTALL_HINT = "in the fullmaja-stac checkout, pip install -e '.[pgstac]' (the package is not on PyPI)"
 # links pgstac's API rebuilds itself; anything else (license, via…) is kept
 _STRUCTURAL_LINKS = {"root", "parent", "self", "collection", "child", "item", "items"}
 

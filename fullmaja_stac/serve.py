@@ -173,6 +173,9 @@ def open_server(catalog: Path, *, host: str = "127.0.0.1", port: int = 8000, bro
     """The server ``fullmaja-stac serve`` runs, started: the STAC API over an index kept in
     ``state_dir`` (``api``), or the static files. Returns it and one line that says where."""
     if api:
+        from fullmaja_stac.api import require_api_extra
+
+        require_api_extra()  # before indexing: say what is missing first, not after a long index
         from fullmaja_stac.api import ApiServer, build_index
         from fullmaja_stac.config import state_dir as resolve_state
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import date
@@ -32,7 +33,8 @@ def test_demo_builds_the_expected_valid_catalog(tmp_path):
         assert not any(spec.acquired.strftime("%Y%m%d") in i for i in items)
         assert spec.acquired.strftime("%Y-%m-%d") in run.stdout  # reported as too cloudy
     assert f"too cloudy: {len(cloudy)}" in run.stdout
-    assert "unprocessed L1C: " in run.stdout and "valid" in run.stdout
+    assert "unprocessed L1C: " in run.stdout
+    assert re.search(rf"catalog: .* - {len(produced)} items, valid \(\d+ objects\)", run.stdout), run.stdout  # not "INVALID"
     assert validate_catalog(tmp_path / "catalog").ok
 
     report = json.loads(next((tmp_path / "products").glob("fullmaja-download-*.json")).read_text())

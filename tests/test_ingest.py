@@ -55,11 +55,51 @@ def test_every_asset_is_a_valid_cog_equal_to_its_source(catalog, product_zips):
                 stem, what = stem.rsplit("_", 1)
                 band = product.atb_bands[what.lower()]
             with rasterio.open(path) as cog:
-                assert cog.count == 1 and cog.block_shapes[0] == (512, 512) or cog.width < 512
+                assert cog.count == 1
                 got = cog.read(1)
                 assert list(cog.shape) == asset["proj:shape"]
                 assert list(cog.transform)[:6] == asset["proj:transform"]
             np.testing.assert_array_equal(got, _read_source(product, by_file[stem].path, band), err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def tiled(tmp_path_factory, series_specs) -> tuple[Path, Path]:
+    """A 1098 px product (larger than a 512 px block, with overviews), ingested: (zip, item file)."""
+    folder = tmp_path_factory.mktemp("tiled")
+    zip_path = write_product(series_specs[1], folder, SynthOptions(size=1098, seed=5))
+    report = ingest([zip_path], folder / "catalog", workers=1)
+    assert report.ok, report
+    return zip_path, next((folder / "catalog").glob("maja-s2-l2a/*/*/*/*.json"))
+
+
+def _first_overview(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(full resolution, first overview, block shape) of a single-band COG."""
+    with rasterio.open(path) as cog:
+        assert cog.overviews(1) and cog.overviews(1)[0] == 2, cog.overviews(1)
+        full = cog.read(1)
+        blocks = cog.block_shapes[0]
+    with rasterio.open(path, overview_level=0) as overview:
+        return full, overview.read(1), blocks
+
+
+def test_cogs_are_tiled_512_and_their_overviews_average_reflectance_and_pick_mask_values(tiled):
+    """Issue 28, 1: the old check `A and B or C` held for every fixture COG (all < 512 px)."""
+    _, item_path = tiled
+    item = json.loads(item_path.read_text())
+    full, overview, blocks = _first_overview(item_path.parent / item["assets"]["red"]["href"])
+    assert blocks == (512, 512) and full.shape == (1098, 1098) and overview.shape == (549, 549)
+    quads = full.reshape(549, 2, 549, 2).astype(np.float64)
+    valid = (quads != -10000).all(axis=(1, 3))
+    expected = quads.mean(axis=(1, 3))
+    assert valid.mean() > 0.5
+    np.testing.assert_allclose(overview[valid], expected[valid], atol=1.0)  # GDAL rounds the mean
+    assert (np.abs(overview[valid] - quads[:, 0, :, 0][valid]) > 1).any(), "an average, not a pick"
+
+    full, overview, blocks = _first_overview(item_path.parent / item["assets"]["clm-r1"]["href"])
+    assert blocks == (512, 512) and len(np.unique(full)) > 2
+    quads = full.reshape(549, 2, 549, 2)
+    picked = (overview[:, None, :, None] == quads).any(axis=(1, 3))
+    assert picked.all(), "every mask overview pixel is one of the four it stands for (nearest, never a mean)"
 
 
 def test_cogs_say_what_their_numbers_mean(catalog, product_zips):

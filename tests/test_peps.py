@@ -96,8 +96,17 @@ def test_downloads_complete_and_verified_despite_faults(tmp_path, store, fault, 
     with emulator(faults={fault}) as emu:
         client = PepsClient(emu.url, CREDS)
         job = _finish(emu, store, client, submit(store, client, REQUEST))
+        before, started = len(emu.requests), time.monotonic()
         report = download_job(store, PepsProvider(CREDS, emu.url), job, tmp_path / "out")
+        elapsed = time.monotonic() - started
         assert report.ok, report.dates
+        downloads = [p for _, p, _ in emu.requests[before:] if p.endswith(".zip")]
+        products = [d for d in report.dates if d.status == "downloaded"]
+        # the fault fired: 2 faulty attempts per file (body faults), or the first 2 downloads of all (429, 500)
+        per_file = fault in ("drop", "truncate", "html")
+        assert products and len(downloads) == (3 * len(products) if per_file else len(products) + 2), downloads
+        if fault == "429":
+            assert elapsed >= 1.0, "Retry-After: 1 was not honoured"
         for d in report.dates:
             if d.status == "downloaded":
                 served = next(p for p in emu.data_dir.rglob(d.name))

@@ -153,3 +153,16 @@ def test_an_empty_image_file_in_the_mtd_is_refused(tmp_path, series_specs):
     mtd.write_text(text, encoding="utf-8")
     with pytest.raises(ProductError, match="empty IMAGE_FILE.*B3"):
         read_product(product)
+
+
+@pytest.mark.parametrize("report", [b"{", b'{"files": "x"}', b'{"files": [{"name": 3}]}', b'{"provider": ["x"], "files": []}'])
+def test_a_damaged_download_report_does_not_stop_the_ingest(tmp_path, product_zips, capsys, report):
+    """The report beside downloaded products is read for provenance; a damaged or edited one
+    used to raise a traceback before any product was read."""
+    folder = tmp_path / "products"
+    folder.mkdir()
+    shutil.copy(product_zips[0], folder)
+    (folder / "fullmaja-download-peps-1.json").write_bytes(report)
+    result = ingest([folder], tmp_path / "catalog", workers=1)
+    assert result.ok and len(result.added) == 1
+    assert "fullmaja-download-peps-1.json" in capsys.readouterr().err

@@ -47,6 +47,12 @@ NAME_PATTERN = re.compile(
     r"T?(?P<tile>\d{2}[A-Z]{3})_(?P<nature>[A-Z])_V(?P<version>\d+-\d+)$"
 )
 TILE_NAME = re.compile(r"\d{2}[A-Z]{3}")
+# A raster's origin must be the MTD's to 1 % of a pixel: the item states the MTD's transform,
+# and half a pixel (the old tolerance) let a 20 m grid given the 10 m group's corner through,
+# shifting every native 20 m load by 10 m.
+GRID_TOLERANCE = 0.01
+CROPPED_HINT = ("; if the rasters were cropped, the MTD's Group_Geopositioning (ULX, ULY, NROWS, NCOLS) must be "
+                "updated to the crop")
 _REFLECTANCE = re.compile(rf"_({'|'.join(REFLECTANCE_KINDS)})_(B\d{{1,2}}A?)\.tif$", re.IGNORECASE)
 _ATB = re.compile(r"_ATB_(R\d)\.tif$", re.IGNORECASE)
 _MASK = re.compile(rf"_({'|'.join(MASK_FAMILIES)})_(R\d)(?:-D(\d+))?\.tif$", re.IGNORECASE)
@@ -642,13 +648,18 @@ def _rasters(source: Path, container: _Container, mtd, grids: dict[str, Grid]) -
                 epsg, origin = (ds.crs.to_epsg() if ds.crs else None), (ds.transform.c, ds.transform.f)
         except RasterioError as exc:
             raise ProductError(where, f"listed in the MTD but unreadable ({exc})") from None
+        if group is None and kind not in REFLECTANCE_KINDS:  # a mask or ATB named without _R1/_R2: its grid by size
+            same = [g for g, grid in grids.items() if grid.shape == shape]
+            group = same[0] if len(same) == 1 else None
         grid = grids.get(group or "")
         if grid is not None and shape != grid.shape:
-            raise ProductError(where, f"is {shape[0]}x{shape[1]} px but the {group} grid in the MTD is {grid.nrows}x{grid.ncols}")
+            raise ProductError(where, f"is {shape[0]}x{shape[1]} px but the {group} grid in the MTD is {grid.nrows}x{grid.ncols}"
+                                      f"{CROPPED_HINT}")
         if epsg is not None and epsg != mtd.epsg:
             raise ProductError(where, f"is in EPSG:{epsg} but the MTD says EPSG:{mtd.epsg}; the product contradicts itself")
-        if grid is not None and (abs(origin[0] - grid.ulx) > abs(grid.xdim) / 2 or abs(origin[1] - grid.uly) > abs(grid.ydim) / 2):
-            raise ProductError(where, f"starts at ({origin[0]:.0f}, {origin[1]:.0f}) but the MTD's {group} grid starts at "
-                                      f"({grid.ulx:.0f}, {grid.uly:.0f}); the product contradicts itself")
+        if grid is not None and (abs(origin[0] - grid.ulx) > abs(grid.xdim) * GRID_TOLERANCE
+                                 or abs(origin[1] - grid.uly) > abs(grid.ydim) * GRID_TOLERANCE):
+            raise ProductError(where, f"starts at ({origin[0]:.2f}, {origin[1]:.2f}) but the MTD's {group} grid starts at "
+                                      f"({grid.ulx:.2f}, {grid.uly:.2f}); the product contradicts itself{CROPPED_HINT}")
         rasters.append(RasterFile(rel, kind, group, band, dtype, count, detector, tuple(natures), pixel_bytes))
     return tuple(rasters)

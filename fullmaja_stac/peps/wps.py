@@ -19,7 +19,7 @@ import msgspec
 
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.records import PepsStatus, RecordError, RestoError, count, decode, http_url
-from fullmaja_stac.tiles import normalize_tile
+from fullmaja_stac.tiles import tile_grid
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
 OWS_NS = "http://www.opengis.net/ows/1.1"
@@ -57,7 +57,7 @@ class MajaRequest:
 
 def make_request(tile: str, orbit: int | None, start: date, end: date) -> MajaRequest:
     """Validate like the reference client, with messages that say what to change."""
-    name = normalize_tile(tile)
+    name = tile_grid(tile).tile  # the tile table ships with the package: an unknown tile is said here, not by PEPS
     if orbit is not None and not 1 <= orbit <= 143:
         raise FullMajaError(f"--orbit {orbit}: a relative orbit is between 1 and 143")
     if start < EARLIEST:
