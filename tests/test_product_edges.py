@@ -102,3 +102,10 @@ def test_a_mask_named_without_its_resolution_gets_its_grid_from_its_size(folder,
     assert report.ok, report
     item = json.loads(next((tmp_path / "catalog").glob("maja-s2-l2a/*/*/*/*.json")).read_text())
     assert "clm-r2" in item["assets"] and "clm-r1" in item["assets"] and "clm" not in item["assets"]
+
+
+def test_item_titles_sort_by_date(catalog):
+    """STAC Browser sorts a year's items by title: the platform first put all of 2A before 2B."""
+    items = [json.loads(p.read_text()) for p in catalog.glob("maja-s2-l2a/*/*/*/*.json")]
+    by_title = [i["properties"]["datetime"] for i in sorted(items, key=lambda i: i["properties"]["title"])]
+    assert by_title == sorted(by_title) and len({i["properties"]["platform"] for i in items}) == 2

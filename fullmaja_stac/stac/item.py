@@ -110,7 +110,9 @@ def build_item(
         collection=COLLECTION_ID,
     )
     props = item.properties
-    props["title"] = f"{product.platform.title().replace('Sentinel2', 'Sentinel-2')} {product.tile} {product.acquired:%Y-%m-%d}"
+    # date first: STAC Browser sorts a year's items by title, and the platform first put every
+    # Sentinel-2A before every Sentinel-2B
+    props["title"] = f"{product.acquired:%Y-%m-%d %H:%M} {product.tile} {product.platform.title().replace('Sentinel2', 'Sentinel-2')}"
     props["platform"] = f"sentinel-2{product.platform[-1].lower()}"
     props["constellation"] = "sentinel-2"
     props["instruments"] = ["msi"]
