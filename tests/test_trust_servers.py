@@ -52,8 +52,9 @@ def test_idle_clients_do_not_deny_the_static_server(catalog, trickle):
         try:
             started = time.monotonic()
             answer = requests.get(f"{server.url}/catalog.json", timeout=5)
-            assert answer.status_code == 200 and time.monotonic() - started < 2
-            assert _closed_by_server(idle[-1], within=3 + 3)  # the head deadline closes the rest
+            assert answer.status_code == 200 and time.monotonic() - started < 3
+            # the head deadline closes the rest (those still in the listen backlog once accepted)
+            assert _closed_by_server(idle[-1], within=15)
         finally:
             for s in idle:
                 s.close()
@@ -71,7 +72,9 @@ def test_the_static_server_answers_other_methods_with_our_json(catalog):
         host, port = server.url.removeprefix("http://").rsplit(":", 1)
         with socket.create_connection((host, int(port)), timeout=5) as s:
             s.sendall(b"\x16\x03\x01 garbage\r\n\r\n")  # a TLS hello, or noise
-            raw = s.recv(4096)
+            raw = b""
+            while chunk := s.recv(4096):  # the server closes after an error
+                raw += chunk
         assert raw.startswith(b"HTTP/1.") and b" 400 " in raw.split(b"\r\n")[0] and b'"code": "BadRequest"' in raw
 
 

@@ -36,7 +36,7 @@ from filelock import FileLock, Timeout
 
 from fullmaja_stac.errors import FullMajaError, printable_path, warn_line, writable_folder
 from fullmaja_stac.jsonio import read_json, write_json
-from fullmaja_stac.safepaths import name_problem, within
+from fullmaja_stac.safepaths import name_problem, safe_name, within
 from fullmaja_stac.stac.constants import (
     COLLECTION_DESCRIPTION,
     COLLECTION_ID,
@@ -125,6 +125,7 @@ class CatalogStore:
         self._touched_tiles: set[str] = set()
         self._new_item_assets: dict = {}
         self._years: dict[Path, dict] = {}  # year folder -> its index, read once per run
+        self._year_dirs: dict[tuple[str, str], Path] = {}  # (tile, year) -> its folder, checked once
         self._dirty_years: dict[Path, Placement] = {}  # year folders whose files are behind
         self._year_flush_seconds = year_flush_seconds
         self._last_year_flush = time.monotonic()
@@ -132,7 +133,10 @@ class CatalogStore:
     # -- paths ---------------------------------------------------------------------------
     # Every path below the collection is made here, from names checked by safepaths.within.
     def year_dir(self, p: Placement) -> Path:
-        return within(self.collection_dir, p.tile, p.year, what="a tile or year")
+        key = (p.tile, p.year)
+        if key not in self._year_dirs:
+            self._year_dirs[key] = within(self.collection_dir, p.tile, p.year, what="a tile or year")
+        return self._year_dirs[key]
 
     def item_dir(self, p: Placement) -> Path:
         return within(self.year_dir(p), p.item_id, what="an item id")
@@ -141,7 +145,8 @@ class CatalogStore:
         return within(self.year_dir(p), p.item_id, f"{p.item_id}.json", what="an item id")
 
     def staging_dir(self, p: Placement) -> Path:
-        return self.year_dir(p) / f"{STAGING_PREFIX}{within(self.year_dir(p), p.item_id, what='an item id').name}"
+        name = f"{STAGING_PREFIX}{safe_name(p.item_id, 'an item id')}"
+        return self.year_dir(p) / name  # path-ok: a checked id behind our own prefix
 
     # -- locking and recovery -------------------------------------------------------------
     @contextmanager
