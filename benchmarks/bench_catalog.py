@@ -34,7 +34,7 @@ from pathlib import Path
 import orjson
 import pystac
 
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.ingest.run import ingest
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 from fullmaja_stac.stac.catalog import CatalogStore, placement
 from fullmaja_stac.tiles import tile_ids
@@ -189,8 +189,8 @@ def bench_big(template: dict, big: int, work: Path) -> None:
 
 
 def bench_search(template: dict, n: int, work: Path) -> None:
-    from fullmaja_stac.api import SearchEngine, build_index
-    from fullmaja_stac.api_search import parse_search
+    from fullmaja_stac.publish.api.app import SearchEngine, build_index
+    from fullmaja_stac.publish.api.search import parse_search
 
     print(f"\n## 4. search index of {n} items (bbox of one tile, cloud < 20, orbit 51, one year)")
     root = work / f"ours-{n}"

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import requests
 
-from fullmaja_stac.peps.auth import Credentials
-from fullmaja_stac.peps.client import PepsClient, make_session
-from fullmaja_stac.peps.download import download
-from fullmaja_stac.peps.emulator import DEMO_USER
-from fullmaja_stac.peps.wps import MajaRequest
+from fullmaja_stac.providers.peps.auth import Credentials
+from fullmaja_stac.providers.peps.client import PepsClient, make_session
+from fullmaja_stac.providers.download import download
+from fullmaja_stac.emulator.server import DEMO_USER
+from fullmaja_stac.providers.peps.wps import MajaRequest
 
 CREDS = Credentials(*DEMO_USER)
 

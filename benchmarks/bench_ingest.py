@@ -56,11 +56,11 @@ from statistics import median
 import rasterio
 import rasterio.shutil
 
-from fullmaja_stac.assets import MASK, plan_assets
+from fullmaja_stac.ingest.assets import MASK, plan_assets
 from fullmaja_stac.maja.product import _strips_in_order, verify_member
-from fullmaja_stac.cog import VISUAL_COMPRESS_THREADS
-from fullmaja_stac.footprint import valid_footprint
-from fullmaja_stac.ingest import cog_task, ingest, visual_task
+from fullmaja_stac.ingest.cog import VISUAL_COMPRESS_THREADS
+from fullmaja_stac.ingest.footprint import valid_footprint
+from fullmaja_stac.ingest.run import cog_task, ingest, visual_task
 from fullmaja_stac.lifeline import worker_context
 from fullmaja_stac.maja import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
@@ -323,7 +323,7 @@ def main() -> None:
         shutil.rmtree(work / "ours", ignore_errors=True)
         # Our script is the main module: every worker imports it, and with it what it imports.
         # The command preloads its own module in the forkserver; so does this benchmark.
-        worker_context(also_preload=("fullmaja_stac.ingest", "fullmaja_stac.maja.synthetic"))
+        worker_context(also_preload=("fullmaja_stac.ingest.run", "fullmaja_stac.maja.synthetic"))
         plain_runs, gdal_many_runs, one_runs, many_runs, workers_rss, gdal_rss = [], [], [], [], [], []
         zip_runs = []
         for _ in range(max(1, args.repeat)):

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_catalog import TILES, _clones, _template, _timed, write_ours  # noqa: E402
 
-from fullmaja_stac.api import ApiServer, build_index  # noqa: E402
+from fullmaja_stac.publish.api.app import ApiServer, build_index  # noqa: E402
 from fullmaja_stac.stac.catalog import tile_years  # noqa: E402
 
 
@@ -131,7 +131,7 @@ def main() -> None:
                 ours = first_pages(server.url, cases, args.repeat)
             theirs = {}
             if args.pgstac_dsn:
-                from fullmaja_stac.pgstac import publish_pgstac
+                from fullmaja_stac.publish.pgstac import publish_pgstac
 
                 load_s, _ = _timed(publish_pgstac, root, args.pgstac_dsn, None, True, True)
                 proc, url = pgstac_server(args.pgstac_dsn)

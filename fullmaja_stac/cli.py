@@ -122,7 +122,7 @@ def _ingest_with_progress(inputs: list[Path], catalog: Path, workers: Optional[i
                           scheduler: Optional[str] = None):
     """Ingest with the progress display and the final report (ingest, download/fetch --ingest, demo)."""
     _start_workers_early(workers, scheduler)
-    from fullmaja_stac.ingest import ingest as run_ingest
+    from fullmaja_stac.ingest.run import ingest as run_ingest
     from fullmaja_stac.progress import RichIngestObserver, make_progress
 
     with make_progress(console) as progress:
@@ -166,7 +166,7 @@ def export(
     target: Path = typer.Argument(Path("items.parquet"), help="stac-geoparquet file to write."),
 ) -> None:
     """Export every item to stac-geoparquet (DuckDB, GeoPandas, stac-geoparquet, rustac read it)."""
-    from fullmaja_stac.export import export_geoparquet
+    from fullmaja_stac.publish.export import export_geoparquet
 
     count = export_geoparquet(catalog, target)
     console.print(f"{count} items written to {target}")
@@ -192,7 +192,7 @@ def publish_pgstac_command(
     Only the tile-years changed since the last publish into that database are sent. Serve the
     database with stac-fastapi-pgstac for a multi-user STAC API.
     """
-    from fullmaja_stac.pgstac import masked_dsn, publish_pgstac
+    from fullmaja_stac.publish.pgstac import masked_dsn, publish_pgstac
 
     from fullmaja_stac.progress import Counter
 
@@ -255,15 +255,15 @@ Insecure = typer.Option(False, "--insecure", help="Do not check the TLS certific
 
 def _store(state_dir: Optional[Path]):
     from fullmaja_stac.config import state_dir as resolve
-    from fullmaja_stac.jobs import JobStore
+    from fullmaja_stac.providers.jobs import JobStore
 
     return JobStore(resolve(state_dir))
 
 
 def _client(base_url: str, auth: Optional[Path], insecure: bool = False):
     from fullmaja_stac.config import allow_insecure
-    from fullmaja_stac.peps.auth import require_credentials
-    from fullmaja_stac.peps.client import PepsClient
+    from fullmaja_stac.providers.peps.auth import require_credentials
+    from fullmaja_stac.providers.peps.client import PepsClient
 
     if insecure:
         allow_insecure(base_url)
@@ -284,8 +284,8 @@ def request(
 ) -> None:
     """Order a FULL_MAJA time series on PEPS and remember the job."""
     from fullmaja_stac.config import peps_url as resolve_url
-    from fullmaja_stac.orders import submit
-    from fullmaja_stac.peps.wps import make_request
+    from fullmaja_stac.providers.orders import submit
+    from fullmaja_stac.providers.peps.wps import make_request
 
     maja_request = make_request(tile, orbit, start.date(), end.date())
     job = submit(_store(state_dir), _client(resolve_url(peps_url), auth, insecure), maja_request, log)
@@ -298,7 +298,7 @@ def import_log(
     state_dir: Optional[Path] = StateDir,
 ) -> None:
     """Adopt jobs started with the old full_maja_process.py script, from its log files."""
-    from fullmaja_stac.orders import import_log as adopt
+    from fullmaja_stac.providers.orders import import_log as adopt
 
     store = _store(state_dir)
     for path in files:
@@ -310,8 +310,8 @@ def _status_table(store, jobs):
     from rich import box
     from rich.table import Table
 
-    from fullmaja_stac.jobs import utcnow
-    from fullmaja_stac.orders import health, human_duration, too_cloudy_count
+    from fullmaja_stac.providers.jobs import utcnow
+    from fullmaja_stac.providers.orders import health, human_duration, too_cloudy_count
 
     table = Table(title="jobs (PEPS FULL_MAJA orders, GEODES fetches)", title_justify="left", box=box.SIMPLE_HEAD,
                   pad_edge=False)
@@ -358,8 +358,8 @@ def status(
     """Refresh jobs from PEPS and show them: state, progress, age, stalls, products."""
     import time
 
-    from fullmaja_stac.orders import refresh_jobs
-    from fullmaja_stac.peps.wps import TERMINAL
+    from fullmaja_stac.providers.orders import refresh_jobs
+    from fullmaja_stac.providers.peps.wps import TERMINAL
 
     store = _store(state_dir)
     selected = [store.get(ref) for ref in jobs] if jobs else store.all()
@@ -394,7 +394,7 @@ def resubmit(
     state_dir: Optional[Path] = StateDir,
 ) -> None:
     """Send a job's request again (for a stalled or failed job) and link the two."""
-    from fullmaja_stac.orders import resubmit as again
+    from fullmaja_stac.providers.orders import resubmit as again
 
     store = _store(state_dir)
     old = store.get(job)
@@ -428,8 +428,9 @@ def download(
 
     Writes a per-date report (downloaded, too cloudy, unprocessed) as JSON next to the products.
     """
-    from fullmaja_stac.orders import download_job, jobs_to_download, provider_for, refresh
-    from fullmaja_stac.peps.wps import FINISHED
+    from fullmaja_stac.providers.job_files import download_job
+    from fullmaja_stac.providers.orders import jobs_to_download, provider_for, refresh
+    from fullmaja_stac.providers.peps.wps import FINISHED
     from fullmaja_stac.progress import RichDownloadObserver, make_progress
 
     store = _store(state_dir)
@@ -479,7 +480,7 @@ def emulator(
     """Run a local PEPS (FULL_MAJA protocol, synthetic products) until Ctrl-C."""
     import time
 
-    from fullmaja_stac.peps.emulator import DEMO_USER, GEODES_KEY, PepsEmulator
+    from fullmaja_stac.emulator.server import DEMO_USER, GEODES_KEY, PepsEmulator
 
     emu = PepsEmulator(port=port, speed=speed, size=size, faults=set(fault or ()))
     with emu:
@@ -508,8 +509,8 @@ Provider = typer.Option("geodes", "--provider", help="Where to look: geodes (PEP
 
 def _geodes_search(provider: str, tile: str, orbit: Optional[int], start: datetime, end: datetime,
                    max_cloud: Optional[float], geodes_url: Optional[str], names: Optional[list[str]] = None):
-    from fullmaja_stac.geodes import geodes_url as resolve
-    from fullmaja_stac.geodes import search_existing
+    from fullmaja_stac.providers.geodes import geodes_url as resolve
+    from fullmaja_stac.providers.geodes import search_existing
 
     from fullmaja_stac.tiles import tile_grid
 
@@ -581,7 +582,7 @@ def fetch(
     The API key comes from GEODES_API_KEY, the file <config>/fullmaja-stac/geodes-api-key or
     ~/.netrc; it is never printed.
     """
-    from fullmaja_stac.geodes import fetch as fetch_products
+    from fullmaja_stac.providers.geodes import fetch as fetch_products
     from fullmaja_stac.progress import RichDownloadObserver, make_progress
 
     client, products = _geodes_search(provider, tile, orbit, start, end, max_cloud, geodes_url, name)
@@ -620,10 +621,10 @@ def serve(
     item search, filter (CQL2), query, sort and fields; the COGs are served under /catalog/
     and search results point there.
     """
-    from fullmaja_stac.browser import build_browser, built_browser
+    from fullmaja_stac.publish.browser import build_browser, built_browser
     from fullmaja_stac.config import state_dir as resolve_state
     from fullmaja_stac.progress import Counter
-    from fullmaja_stac.serve import open_server
+    from fullmaja_stac.publish.serve import open_server
 
     folder = resolve_state(state_dir)
     dist = None
@@ -645,7 +646,7 @@ def serve(
 @app.command("build-browser")
 def build_browser_command(state_dir: Optional[Path] = ServeStateDir) -> None:
     """Build (or rebuild) STAC Browser 4.0.1 into the state folder; needs Node.js and npm."""
-    from fullmaja_stac.browser import build_browser
+    from fullmaja_stac.publish.browser import build_browser
     from fullmaja_stac.config import state_dir as resolve_state
 
     dist = build_browser(resolve_state(state_dir), log=lambda m: console.print(f"STAC Browser: {m}"))

@@ -33,7 +33,7 @@ DOWNLOAD_CONCURRENCY = 3
 
 @dataclass(frozen=True)
 class NetLimits:
-    """What one network read may take (:mod:`fullmaja_stac.remote` enforces it): the whole
+    """What one network read may take (:mod:`fullmaja_stac.trust.remote` enforces it): the whole
     answer within ``total_s``, never ``stall_s`` without a chunk, at most ``max_bytes``
     (decompressed; None: no cap)."""
 
@@ -47,7 +47,7 @@ class NetLimits:
 DOCUMENT_LIMITS = NetLimits(total_s=120.0, stall_s=60.0, max_bytes=32 * 1024 * 1024)
 # A product zip (about 1 GB at full size): each attempt may take hours on a slow line, but
 # never two minutes without a 64 KiB chunk (~550 B/s); the cap is the announced size when
-# the provider gives one (see peps.download).
+# the provider gives one (see providers.download).
 DOWNLOAD_LIMITS = NetLimits(total_s=6 * 3600.0, stall_s=120.0, max_bytes=8 * 1024 ** 3)
 # GEODES search: 80 products a page; a tile's year is about 150 products per orbit.
 MAX_SEARCH_PAGES = 50

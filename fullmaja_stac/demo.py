@@ -10,13 +10,14 @@ from datetime import date
 from pathlib import Path
 from typing import Callable
 
-from fullmaja_stac.jobs import Job, JobStore
-from fullmaja_stac.orders import DownloadObserver, DownloadReport, download_job, refresh, submit
-from fullmaja_stac.peps.auth import Credentials
-from fullmaja_stac.peps.client import PepsClient
-from fullmaja_stac.peps.emulator import DEMO_USER, PepsEmulator
-from fullmaja_stac.peps.wps import TERMINAL, make_request
-from fullmaja_stac.providers import PepsProvider
+from fullmaja_stac.providers.jobs import Job, JobStore
+from fullmaja_stac.providers.job_files import DownloadObserver, DownloadReport, download_job
+from fullmaja_stac.providers.orders import refresh, submit
+from fullmaja_stac.providers.peps.auth import Credentials
+from fullmaja_stac.providers.peps.client import PepsClient
+from fullmaja_stac.emulator.server import DEMO_USER, PepsEmulator
+from fullmaja_stac.providers.peps.wps import TERMINAL, make_request
+from fullmaja_stac.providers.base import PepsProvider
 
 DEMO_SPEED = 20_000.0  # emulated seconds per real second: a 3-month job takes ~2 s
 
@@ -52,7 +53,7 @@ def order_and_download(
 def ingest_and_validate(products: Path, catalog: Path, workers: int | None = None, observer=None):
     """The demo's second half: ingest what was downloaded, validate the catalog; returns the
     ingest report, the validation result and the timings."""
-    from fullmaja_stac.ingest import ingest
+    from fullmaja_stac.ingest.run import ingest
     from fullmaja_stac.stac.validate import validate_catalog
 
     timings: dict[str, float] = {}

@@ -22,7 +22,7 @@ ENV_PARENT = "FULLMAJA_STAC_LIFELINE_PID"  # the command's pid, inherited by the
 # Imported once by the forkserver, so that each worker forked from it starts with rasterio,
 # GDAL and rio-cogeo loaded instead of importing them again: the modules of every function a
 # worker runs (the COGs, the footprint), and nothing of the catalog.
-PRELOAD = ("fullmaja_stac.cog", "fullmaja_stac.footprint")
+PRELOAD = ("fullmaja_stac.ingest.cog", "fullmaja_stac.ingest.footprint")
 
 
 def die_with_parent(expected_parent: int | None = None) -> None:

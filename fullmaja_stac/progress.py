@@ -72,7 +72,7 @@ class RichIngestObserver:
 
 
 class RichDownloadObserver:
-    """Implements fullmaja_stac.orders.DownloadObserver: a bar per file in flight."""
+    """Implements fullmaja_stac.providers.job_files.DownloadObserver: a bar per file in flight."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.ingest.run import ingest
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 
 TILE, ORBIT = "31TCJ", 51
@@ -51,7 +51,7 @@ def catalog(tmp_path_factory, product_zips) -> Path:
 def emulator():
     """``with emulator(faults={...}) as emu:`` a PEPS/GEODES emulator on loopback, its clock
     frozen (tests advance it); the one way tests start one."""
-    from fullmaja_stac.peps.emulator import PepsEmulator
+    from fullmaja_stac.emulator.server import PepsEmulator
 
     @contextmanager
     def start(faults=(), size: int = EMULATOR_SIZE):

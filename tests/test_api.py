@@ -21,9 +21,9 @@ import rasterio
 import requests
 import shapely.geometry
 
-from fullmaja_stac.api import ApiServer, SearchError, build_index, query_to_cql2
-from fullmaja_stac.consume import stackstac_items
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.publish.api.app import ApiServer, SearchError, build_index, query_to_cql2
+from fullmaja_stac.analysis.consume import stackstac_items
+from fullmaja_stac.ingest.run import ingest
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 
 pystac_client = pytest.importorskip("pystac_client")
@@ -217,7 +217,7 @@ def test_index_rewrites_only_the_tile_years_that_changed(api_catalog, api_zips, 
 
 
 def test_index_rows_read_by_worker_processes_are_the_same(api_catalog, tmp_path, monkeypatch):
-    import fullmaja_stac.api_index as api_index
+    import fullmaja_stac.publish.api.index as api_index
 
     inline = build_index(api_catalog, tmp_path / "inline", workers=1)
     monkeypatch.setattr(api_index, "PARALLEL_FROM_ITEMS", 0)  # a process pool even for these few items

@@ -17,8 +17,8 @@ import pytest
 import requests
 import shapely.geometry
 
-from fullmaja_stac.api import ApiServer, SearchEngine, build_index
-from fullmaja_stac.consume import stackstac_items
+from fullmaja_stac.publish.api.app import ApiServer, SearchEngine, build_index
+from fullmaja_stac.analysis.consume import stackstac_items
 
 pystac_client = pytest.importorskip("pystac_client")
 

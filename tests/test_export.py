@@ -9,7 +9,7 @@ import duckdb
 from stac_geoparquet.arrow import stac_table_to_items
 import pyarrow.parquet as pq
 
-from fullmaja_stac.export import export_geoparquet
+from fullmaja_stac.publish.export import export_geoparquet
 
 
 def written_items(catalog) -> list[dict]:

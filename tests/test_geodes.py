@@ -10,12 +10,12 @@ from datetime import date
 
 import pytest
 
-from fullmaja_stac.geodes import GeodesClient, GeodesError, GeodesProvider, record_fetch
-from fullmaja_stac.ingest import ingest
-from fullmaja_stac.jobs import JobStore
-from fullmaja_stac.orders import download_job
-from fullmaja_stac.peps.download import DownloadError, download
-from fullmaja_stac.peps.emulator import GEODES_KEY
+from fullmaja_stac.providers.geodes import GeodesClient, GeodesError, GeodesProvider, record_fetch
+from fullmaja_stac.ingest.run import ingest
+from fullmaja_stac.providers.jobs import JobStore
+from fullmaja_stac.providers.job_files import download_job
+from fullmaja_stac.providers.download import DownloadError, download
+from fullmaja_stac.emulator.server import GEODES_KEY
 
 START, END = date(2020, 1, 1), date(2020, 12, 31)
 
@@ -148,14 +148,14 @@ ZIP = {"href": "https://x/api/download/urn/files/abc", "description": "File size
       "product": {**ZIP, "title": "SENTINEL2A_X.zip", "roles": []}}, "product"),            # pyGeodes's rule
 ])
 def test_zip_asset_is_found_as_tolerantly_as_peers(assets, picked):
-    from fullmaja_stac.geodes import parse_item
+    from fullmaja_stac.providers.geodes import parse_item
 
     product = parse_item({"id": "URN:1", "properties": {"identifier": "SENTINEL2A_X"}, "assets": assets})
     assert product.href == assets[picked]["href"] and product.problem is None
 
 
 def test_no_zip_asset_says_what_was_seen():
-    from fullmaja_stac.geodes import parse_item
+    from fullmaja_stac.providers.geodes import parse_item
 
     product = parse_item({"id": "URN:1", "properties": {"identifier": "N"}, "assets": {
         "ql": {"href": "https://x/q.jpg", "type": "image/jpeg", "roles": ["overview"]}}})
@@ -193,7 +193,7 @@ def test_status_lists_a_geodes_fetch_without_peps_credentials(emu, tmp_path):
 def test_search_and_fetch_as_library_functions(emu, tmp_path, monkeypatch):
     """What `search` and `fetch` do, called from Python: names filter, one error for a name
     not found, the key checked once, the fetch recorded as a job and downloaded."""
-    from fullmaja_stac.geodes import fetch, search_existing
+    from fullmaja_stac.providers.geodes import fetch, search_existing
 
     client, products = search_existing(emu.url, "31TCJ", 51, date(2020, 6, 1), date(2020, 6, 30))
     names = [p.name for p in products if p.online][:2]

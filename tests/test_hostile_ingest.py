@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from fullmaja_stac.assets import plan_assets
+from fullmaja_stac.ingest.assets import plan_assets
 from fullmaja_stac.errors import FullMajaError, ProductError
-from fullmaja_stac.ingest import ingest, visual_task
+from fullmaja_stac.ingest.run import ingest, visual_task
 from fullmaja_stac.maja import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, write_product
 
@@ -235,7 +235,7 @@ def test_the_cli_starts_the_forkserver_before_the_ingest_only_for_a_pool(workers
     mark = f"FULLMAJA_TEST_MARK_{os.getpid()}_{time.monotonic_ns()}"
     code = ("import sys\nfrom fullmaja_stac.cli import _start_workers_early\n"
             f"_start_workers_early({workers}, {scheduler!r})\n"
-            "print('ingest imported' if 'fullmaja_stac.ingest' in sys.modules else 'ready', flush=True)\n"
+            "print('ingest imported' if 'fullmaja_stac.ingest.run' in sys.modules else 'ready', flush=True)\n"
             "sys.stdin.read()\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                             env={**os.environ, mark: "1"})
@@ -269,7 +269,7 @@ def test_the_workers_of_a_command_import_nothing_before_their_first_task(tmp_pat
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     imported = [line.rsplit("|", 1)[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")]
     assert "1 added" in run.stdout
-    assert imported.count("fullmaja_stac.ingest") == 1
+    assert imported.count("fullmaja_stac.ingest.run") == 1
     assert imported.count("fullmaja_stac.cli") == imported.count("rasterio") == 2
 
 
@@ -300,13 +300,14 @@ def test_ingest_into_a_full_disk_says_so(small_disk, tmp_path, series_specs):
 
 @pytest.mark.slow
 def test_download_into_a_full_disk_keeps_the_report_and_resumes(small_disk, tmp_path, emulator):
-    from fullmaja_stac.jobs import JobStore
-    from fullmaja_stac.orders import download_job, refresh, submit
-    from fullmaja_stac.peps.auth import Credentials
-    from fullmaja_stac.peps.client import PepsClient
-    from fullmaja_stac.peps.emulator import DEMO_USER
-    from fullmaja_stac.peps.wps import MajaRequest
-    from fullmaja_stac.providers import PepsProvider
+    from fullmaja_stac.providers.jobs import JobStore
+    from fullmaja_stac.providers.job_files import download_job
+    from fullmaja_stac.providers.orders import refresh, submit
+    from fullmaja_stac.providers.peps.auth import Credentials
+    from fullmaja_stac.providers.peps.client import PepsClient
+    from fullmaja_stac.emulator.server import DEMO_USER
+    from fullmaja_stac.providers.peps.wps import MajaRequest
+    from fullmaja_stac.providers.base import PepsProvider
     from datetime import date
 
     creds = Credentials(*DEMO_USER)
@@ -338,8 +339,8 @@ def test_download_into_a_full_disk_keeps_the_report_and_resumes(small_disk, tmp_
 
 
 def test_secret_files_too_open_get_one_plain_warning_line(tmp_path, monkeypatch, capfd):
-    from fullmaja_stac.geodes import find_api_key
-    from fullmaja_stac.peps.auth import find_credentials
+    from fullmaja_stac.providers.geodes import find_api_key
+    from fullmaja_stac.providers.peps.auth import find_credentials
 
     monkeypatch.delenv("GEODES_API_KEY", raising=False)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))

@@ -18,7 +18,7 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from fullmaja_stac.errors import FullMajaError, ProductError
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.ingest.run import ingest
 from fullmaja_stac.maja import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, write_product
 from fullmaja_stac.stac.catalog import CatalogStore
@@ -149,8 +149,8 @@ def test_the_true_colour_cog_is_made_first_from_the_product_itself(tmp_path, pro
     for them and ran alone at the end of a one-product ingest on 8 cores or more; it is made
     from the product's own rasters, first: inline, it is written before any band's COG, and
     it is, pixel for pixel, the one made from the red, green and blue COGs."""
-    from fullmaja_stac.cog import convert_visual
-    from fullmaja_stac.ingest import VISUAL_KEYS
+    from fullmaja_stac.ingest.cog import convert_visual
+    from fullmaja_stac.ingest.run import VISUAL_KEYS
 
     product = read_product(product_zips[1])
     report = ingest([product_zips[1]], tmp_path / "catalog", workers=1)
@@ -188,7 +188,7 @@ def test_gdal_block_cache_is_capped_at_what_cog_says():
     been a 64-byte cache that re-read every tile: this asks GDAL itself what it got."""
     import ctypes
 
-    from fullmaja_stac.cog import GDAL_CACHE_MB, GDAL_CONFIG
+    from fullmaja_stac.ingest.cog import GDAL_CACHE_MB, GDAL_CONFIG
 
     maps = Path("/proc/self/maps")
     with rasterio.Env():
@@ -219,7 +219,7 @@ def test_an_intermediate_on_disk_is_created_by_gdal_and_leaves_nothing(tmp_path,
 
     import rio_cogeo.cogeo
 
-    from fullmaja_stac import cog
+    from fullmaja_stac.ingest import cog
 
     monkeypatch.setattr(cog, "IN_MEMORY_MAX_PIXELS", 0)  # every intermediate on disk
     helper, seen = rio_cogeo.cogeo.TemporaryRasterFile, []
@@ -253,7 +253,7 @@ def test_a_copy_onto_the_same_grid_does_not_run_gdal_warper(tmp_path, caplog):
     driver makes of it."""
     import logging
 
-    from fullmaja_stac import cog
+    from fullmaja_stac.ingest import cog
 
     pixels = np.random.default_rng(7).integers(-200, 3000, (700, 600), dtype=np.int16)
     pixels[:50] = -10000  # some no-data
@@ -290,7 +290,7 @@ def test_a_copy_onto_the_same_grid_does_not_run_gdal_warper(tmp_path, caplog):
 def test_the_true_colour_cog_is_the_same_on_one_compression_thread_or_several(tmp_path):
     """In a pool the true-colour COG is compressed on several threads (it is a product's
     longest task); a 1-process ingest makes it on one. The file is the same byte for byte."""
-    from fullmaja_stac import cog
+    from fullmaja_stac.ingest import cog
 
     pixels = np.random.default_rng(11).integers(-300, 4000, (1100, 900), dtype=np.int16)
     bands = [str(_band_file(tmp_path / f"B{i}.tif", (pixels // (i + 1)).astype(np.int16))) for i in range(3)]
@@ -306,7 +306,7 @@ def test_a_real_warp_still_goes_through_gdal_warper(tmp_path):
     import rio_cogeo.cogeo
     from rasterio.vrt import WarpedVRT
 
-    from fullmaja_stac import cog
+    from fullmaja_stac.ingest import cog
 
     source = _band_file(tmp_path / "band.tif", np.ones((64, 48), dtype=np.uint8))
     with rasterio.open(source) as src:
@@ -469,7 +469,7 @@ def test_readme_odc_snippet_loads_source_pixels(catalog, product_zips, monkeypat
 
 def test_catalog_files_get_the_usual_permissions(catalog, tmp_path):
     """A web server running as another user must be able to read the catalog."""
-    from fullmaja_stac.export import export_geoparquet
+    from fullmaja_stac.publish.export import export_geoparquet
     from fullmaja_stac.jsonio import NEW_FILE_MODE
 
     export_geoparquet(catalog, tmp_path / "items.parquet")

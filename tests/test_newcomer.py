@@ -10,12 +10,12 @@ import sys
 
 import pytest
 
-from fullmaja_stac.jobs import JobStore
-from fullmaja_stac.orders import submit
-from fullmaja_stac.peps.auth import Credentials
-from fullmaja_stac.peps.client import PepsClient
-from fullmaja_stac.peps.emulator import DEMO_USER, GEODES_KEY
-from fullmaja_stac.peps.wps import make_request
+from fullmaja_stac.providers.jobs import JobStore
+from fullmaja_stac.providers.orders import submit
+from fullmaja_stac.providers.peps.auth import Credentials
+from fullmaja_stac.providers.peps.client import PepsClient
+from fullmaja_stac.emulator.server import DEMO_USER, GEODES_KEY
+from fullmaja_stac.providers.peps.wps import make_request
 
 
 def _cli(*args: str, env: dict | None = None, code: str | None = None) -> subprocess.CompletedProcess:

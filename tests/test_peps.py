@@ -16,14 +16,15 @@ from pathlib import Path
 import pytest
 
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.jobs import JobStore, utcnow
-from fullmaja_stac.orders import download_job, health, import_log, refresh, resubmit, submit
-from fullmaja_stac.peps.auth import Credentials, find_credentials, read_password_file
-from fullmaja_stac.peps.client import PepsClient, make_session
-from fullmaja_stac.peps.download import DownloadError, download
-from fullmaja_stac.peps.emulator import DEMO_USER
-from fullmaja_stac.peps.wps import MajaRequest, PepsError, make_request
-from fullmaja_stac.providers import PepsProvider
+from fullmaja_stac.providers.jobs import JobStore, utcnow
+from fullmaja_stac.providers.job_files import download_job
+from fullmaja_stac.providers.orders import health, import_log, refresh, resubmit, submit
+from fullmaja_stac.providers.peps.auth import Credentials, find_credentials, read_password_file
+from fullmaja_stac.providers.peps.client import PepsClient, make_session
+from fullmaja_stac.providers.download import DownloadError, download
+from fullmaja_stac.emulator.server import DEMO_USER
+from fullmaja_stac.providers.peps.wps import MajaRequest, PepsError, make_request
+from fullmaja_stac.providers.base import PepsProvider
 
 CREDS = Credentials(*DEMO_USER)
 REQUEST = MajaRequest("36TWQ", 64, date(2019, 3, 1), date(2019, 6, 1))
@@ -349,7 +350,7 @@ def test_status_document_with_another_suffix_and_a_plain_processing_status(store
 
 
 def test_unreadable_status_says_what_came_back():
-    from fullmaja_stac.peps.wps import parse_status_json
+    from fullmaja_stac.providers.peps.wps import parse_status_json
 
     with pytest.raises(PepsError, match="not JSON .*: '<html>maintenance"):
         parse_status_json(b"<html>maintenance until 14:00</html>", "status")
@@ -375,7 +376,7 @@ def test_insecure_applies_to_the_named_host_only_and_says_so(monkeypatch, capfd)
 
 def test_job_workflows_as_library_functions(emu, store, tmp_path):
     """What `status` and `download` do around the store, called from Python."""
-    from fullmaja_stac.orders import jobs_to_download, provider_for, refresh_jobs, too_cloudy_count
+    from fullmaja_stac.providers.orders import jobs_to_download, provider_for, refresh_jobs, too_cloudy_count
 
     with pytest.raises(FullMajaError, match="no finished job"):
         jobs_to_download(store, None)

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from fullmaja_stac.consume import stackstac_items
+from fullmaja_stac.analysis.consume import stackstac_items
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.ingest.run import ingest
 from fullmaja_stac.maja.synthetic import SynthOptions, write_product
-from fullmaja_stac.pgstac import masked_dsn, publish_pgstac
+from fullmaja_stac.publish.pgstac import masked_dsn, publish_pgstac
 from test_export import written_items
 
 psycopg = pytest.importorskip("psycopg")

@@ -13,8 +13,8 @@ import pytest
 import rasterio
 
 from fullmaja_stac.errors import ProductError
-from fullmaja_stac.footprint import valid_footprint
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.ingest.footprint import valid_footprint
+from fullmaja_stac.ingest.run import ingest
 from fullmaja_stac.maja.product import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, write_product
 

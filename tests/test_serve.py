@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from pystac_client import Client
 
-from fullmaja_stac.serve import CatalogServer
+from fullmaja_stac.publish.serve import CatalogServer
 
 
 def test_pystac_client_walks_the_served_catalog(catalog):
@@ -94,7 +94,7 @@ def test_idle_connections_are_closed_and_do_not_starve_others(catalog):
 
 
 def test_open_server_picks_the_static_server_or_the_api(catalog, tmp_path):
-    from fullmaja_stac.serve import open_server
+    from fullmaja_stac.publish.serve import open_server
 
     server, line = open_server(catalog, port=0)
     try:

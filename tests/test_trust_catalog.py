@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fullmaja_stac.errors import FullMajaError, ProductError
-from fullmaja_stac.ingest import ingest
+from fullmaja_stac.ingest.run import ingest
 from fullmaja_stac.maja.product import read_product
 from fullmaja_stac.maja.synthetic import SynthOptions, write_product
 from fullmaja_stac.stac.catalog import repair_catalog

@@ -13,7 +13,6 @@ import resource
 import time
 import zipfile
 from datetime import date
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,15 +20,15 @@ from hypothesis import strategies as st
 
 from fullmaja_stac import config
 from fullmaja_stac.config import NetLimits
-from fullmaja_stac.geodes import GeodesClient, GeodesError, GeodesProvider, record_fetch
-from fullmaja_stac.jobs import JobStore
-from fullmaja_stac.orders import download_job
-from fullmaja_stac.peps.auth import Credentials
-from fullmaja_stac.peps.client import make_session
-from fullmaja_stac.peps.download import DownloadError, download
-from fullmaja_stac.peps.wps import PepsError, parse_status_json
-from fullmaja_stac.providers import PepsProvider
-from fullmaja_stac.remote import RemoteLimitError, fetch
+from fullmaja_stac.providers.geodes import GeodesClient, GeodesError, GeodesProvider, record_fetch
+from fullmaja_stac.providers.jobs import JobStore
+from fullmaja_stac.providers.job_files import download_job
+from fullmaja_stac.providers.peps.auth import Credentials
+from fullmaja_stac.providers.peps.client import make_session
+from fullmaja_stac.providers.download import DownloadError, download
+from fullmaja_stac.providers.peps.wps import PepsError, parse_status_json
+from fullmaja_stac.providers.base import PepsProvider
+from fullmaja_stac.trust.remote import RemoteLimitError, fetch
 
 from hostile_server import HostileServer, document, gzip_bomb, redirect, send, slow_drip
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from fullmaja_stac import api as api_module
-from fullmaja_stac.api import ApiServer, build_index
-from fullmaja_stac.serve import CatalogServer
+from fullmaja_stac.publish.api import app as api_module
+from fullmaja_stac.publish.api.app import ApiServer, build_index
+from fullmaja_stac.publish.serve import CatalogServer
 
 
 def _idle_connections(url: str, count: int, trickle: bool = False) -> list[socket.socket]:
@@ -113,7 +113,7 @@ def test_a_truncated_item_does_not_stop_the_api(api_catalog, tmp_path, capfd):
     assert again.rebuilt, "a tile-year with a damaged item is read again on the next start"
 
 
-BUILD = ("import sys; from fullmaja_stac.api import build_index; "
+BUILD = ("import sys; from fullmaja_stac.publish.api.app import build_index; "
          "build_index(sys.argv[1], sys.argv[2]); print('ok')")
 
 

@@ -33,7 +33,7 @@ from fullmaja_stac.maja.bands import L2A_GROUPS, REFLECTANCE_KINDS, normalize_ba
 from fullmaja_stac.maja.masks import MASK_FAMILIES
 from fullmaja_stac.maja.mtd import FileEntry, SpectralInfo, find_maja_version, find_validity, parse_mtd, parse_xml
 from fullmaja_stac.maja.orbits import relative_orbit
-from fullmaja_stac.safepaths import name_problem, shown
+from fullmaja_stac.trust.paths import name_problem, shown
 from fullmaja_stac.tiles import TILE_SIZE_M, tile_grid
 
 MTD_SUFFIX = "_MTD_ALL.xml"

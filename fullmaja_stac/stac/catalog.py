@@ -36,7 +36,7 @@ from filelock import FileLock, Timeout
 
 from fullmaja_stac.errors import FullMajaError, printable_path, warn_line, writable_folder
 from fullmaja_stac.jsonio import read_json, write_json
-from fullmaja_stac.safepaths import name_problem, safe_name, within
+from fullmaja_stac.trust.paths import name_problem, safe_name, within
 from fullmaja_stac.stac.constants import (
     COLLECTION_DESCRIPTION,
     COLLECTION_ID,
@@ -131,7 +131,7 @@ class CatalogStore:
         self._last_year_flush = time.monotonic()
 
     # -- paths ---------------------------------------------------------------------------
-    # Every path below the collection is made here, from names checked by safepaths.within.
+    # Every path below the collection is made here, from names checked by trust.paths.within.
     def year_dir(self, p: Placement) -> Path:
         key = (p.tile, p.year)
         if key not in self._year_dirs:

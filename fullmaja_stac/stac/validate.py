@@ -59,7 +59,7 @@ class SchemaSet:
         if local is not None:
             return json.loads((self.folder / local).read_text(encoding="utf-8"))
         if self.online:  # a schema from the web is a remote document like any other: watched, capped
-            from fullmaja_stac.remote import fetch, watched_session
+            from fullmaja_stac.trust.remote import fetch, watched_session
 
             answer = fetch(watched_session(), "GET", uri, what=f"the schema {uri}")
             if answer.status_code != 200:

@@ -8,7 +8,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from fullmaja_stac.consume import stackstac_items
+from fullmaja_stac.analysis.consume import stackstac_items
 from fullmaja_stac.errors import FullMajaError
 from fullmaja_stac.jsonio import NEW_FILE_MODE
 

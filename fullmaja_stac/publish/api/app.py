@@ -1,7 +1,7 @@
 """A STAC API (core, collections, features, item search, filter, query, sort, fields) over a
-static catalog, searched in the SQLite index of :mod:`fullmaja_stac.api_index`.
+static catalog, searched in the SQLite index of :mod:`fullmaja_stac.publish.api.index`.
 
-Every request goes through :func:`fullmaja_stac.api_search.parse_search`, which checks each
+Every request goes through :func:`fullmaja_stac.publish.api.search.parse_search`, which checks each
 parameter and builds SQL from our own column names and bound values only. The index is
 opened read-only, behind an SQLite authorizer that allows reading and our few functions and
 nothing else, and every statement has a time limit: past it the request gets a 503 and the
@@ -26,8 +26,8 @@ from urllib.parse import quote, urlencode, urljoin
 
 import orjson
 
-from fullmaja_stac.api_index import ApiIndex, build_index, queryables
-from fullmaja_stac.api_search import Search, SearchError, parse_search, query_to_cql2, shown
+from fullmaja_stac.publish.api.index import ApiIndex, build_index, queryables
+from fullmaja_stac.publish.api.search import Search, SearchError, parse_search, query_to_cql2, shown
 from fullmaja_stac.errors import FullMajaError
 
 try:  # the [api] extra; endpoint annotations are resolved in this module's namespace
@@ -314,7 +314,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
     async def internal(request: Request, exc: Exception):  # never our internals to a client
         import logging
 
-        logging.getLogger("fullmaja_stac.api").exception("search failed")
+        logging.getLogger("fullmaja_stac.publish.api.app").exception("search failed")
         return error(500, "InternalError", "the server could not answer this request; it has been logged")
 
     @app.get("/", include_in_schema=True, summary="Landing page")
@@ -452,7 +452,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
 
     app.mount(FILES_PREFIX, StaticFiles(directory=catalog), name="catalog-files")
     if browser is not None:
-        from fullmaja_stac.browser import BROWSER_PREFIX, browser_config
+        from fullmaja_stac.publish.browser import BROWSER_PREFIX, browser_config
 
         @app.get(f"{BROWSER_PREFIX}config.js", include_in_schema=False)
         def browser_settings(request: Request):
@@ -569,7 +569,7 @@ class ApiServer:
 
     @property
     def browser_url(self) -> str:
-        from fullmaja_stac.browser import BROWSER_PREFIX
+        from fullmaja_stac.publish.browser import BROWSER_PREFIX
 
         return f"{self.url}{BROWSER_PREFIX}"
 

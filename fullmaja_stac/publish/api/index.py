@@ -24,7 +24,7 @@ from pathlib import Path
 import orjson
 from filelock import FileLock
 
-from fullmaja_stac.api_search import (
+from fullmaja_stac.publish.api.search import (
     BOOLEAN,
     GEOMETRY,
     INTEGER,

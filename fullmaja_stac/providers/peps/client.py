@@ -17,9 +17,9 @@ from urllib3.util.retry import Retry
 from fullmaja_stac import __version__
 from fullmaja_stac.config import ENV_INSECURE_HOSTS, insecure_hosts
 from fullmaja_stac.errors import warn_line, without_userinfo
-from fullmaja_stac.peps.auth import Credentials
-from fullmaja_stac.remote import OriginBoundSession, RemoteLimitError, WatchedAdapter, fetch
-from fullmaja_stac.peps.wps import (
+from fullmaja_stac.providers.peps.auth import Credentials
+from fullmaja_stac.trust.remote import OriginBoundSession, RemoteLimitError, WatchedAdapter, fetch
+from fullmaja_stac.providers.peps.wps import (
     ACCEPTED, ERROR, RUNNING, ExecuteResponse, JobStatus, MajaRequest, PepsError, error_message, execute_params,
     parse_execute_response, parse_status_json, processing_status_params,
 )
@@ -29,7 +29,7 @@ SUBMIT_RETRY_STATUS = (429, 503)
 
 
 class _Session(OriginBoundSession):
-    """A session whose credentials go only to their own origin (:mod:`fullmaja_stac.remote`),
+    """A session whose credentials go only to their own origin (:mod:`fullmaja_stac.trust.remote`),
     and that skips TLS verification for the hosts the user named, and only those."""
 
     insecure: frozenset[str] = frozenset()
@@ -52,7 +52,7 @@ _WARNED: set[str] = set()
 def make_session(credentials: Credentials | None, origin_url: str | None = None, retries: int = 5,
                  backoff: float = 0.5, idempotent: bool = True) -> requests.Session:
     """A session with Basic auth for ``origin_url``'s origin only, every read watched
-    (:mod:`fullmaja_stac.remote`), and retries (fewer for a request that is not idempotent).
+    (:mod:`fullmaja_stac.trust.remote`), and retries (fewer for a request that is not idempotent).
     Certificates are checked except for the hosts in ``FULLMAJA_STAC_INSECURE_HOSTS``."""
     if credentials is not None and origin_url is None:
         raise ValueError("credentials need the origin they belong to (origin_url)")

@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
-from fullmaja_stac.assets import MASK, AssetPlan, plan_assets
-from fullmaja_stac.cog import VISUAL_MAX_REFLECTANCE, CogResult, convert, convert_visual, multihash_sha256
+from fullmaja_stac.ingest.assets import MASK, AssetPlan, plan_assets
+from fullmaja_stac.ingest.cog import VISUAL_MAX_REFLECTANCE, CogResult, convert, convert_visual, multihash_sha256
 from fullmaja_stac.errors import FullMajaError, ProductError, printable_path, warn_line
-from fullmaja_stac.footprint import EmptyProductError, edge_mask, valid_footprint
+from fullmaja_stac.ingest.footprint import EmptyProductError, edge_mask, valid_footprint
 from fullmaja_stac.lifeline import die_with_parent, ingest_workers, worker_context
 from fullmaja_stac.maja.product import (
     MTD_SUFFIX,
@@ -30,11 +30,11 @@ from fullmaja_stac.maja.product import (
     read_member,
     read_product,
 )
-from fullmaja_stac.safepaths import within
+from fullmaja_stac.trust.paths import within
 from fullmaja_stac.stac.catalog import CatalogStore, Placement, placement, split_version
 from fullmaja_stac.stac.item import CogAsset, Provenance, build_item
 
-REPORT_GLOB = "fullmaja-download-*.json"  # written by orders.download_job
+REPORT_GLOB = "fullmaja-download-*.json"  # written by providers.job_files.download_job
 
 
 class IngestObserver(Protocol):
@@ -132,7 +132,7 @@ def load_provenance(products: list[Path]) -> dict[str, Provenance]:
 
 
 def _valid_report(doc) -> bool:
-    """A download report of the shape orders.download_job writes (its text lands in items)."""
+    """A download report of the shape job_files.download_job writes (its text lands in items)."""
     def text(value) -> bool:
         return value is None or isinstance(value, str)
 
@@ -438,7 +438,7 @@ def visual_task(product: MajaProduct, plans: list[AssetPlan], folder: Path,
                 compress_threads: int | None = None) -> tuple:
     """(function, *arguments) writing the true-colour COG into ``folder`` from the product's
     red, green and blue rasters (``plans`` has them: :func:`has_visual`), as a worker runs it;
-    ``compress_threads``: see :func:`~fullmaja_stac.cog.convert_visual`."""
+    ``compress_threads``: see :func:`~fullmaja_stac.ingest.cog.convert_visual`."""
     by_key = {plan.key: plan for plan in plans}
     rgb = [by_key[key] for key in VISUAL_KEYS]
     return (convert_visual, [product.raster_source(plan.raster) for plan in rgb],

@@ -41,7 +41,7 @@ from pyproj import Transformer
 
 from fullmaja_stac.config import FIRST_PRODUCT_S, PER_DATE_S
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.httpserver import LoopbackServer, parse_range
+from fullmaja_stac.publish.httpserver import LoopbackServer, parse_range
 from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
 
 MAX_RUNNING = 10

@@ -19,7 +19,7 @@ from typing import Iterator
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.peps.wps import ACCEPTED, PENDING
+from fullmaja_stac.providers.peps.wps import ACCEPTED, PENDING
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

@@ -12,9 +12,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.browser import BROWSER_PREFIX, browser_config
-from fullmaja_stac.httpserver import IDLE_TIMEOUT, LoopbackServer, parse_range
-from fullmaja_stac.safepaths import inside
+from fullmaja_stac.publish.browser import BROWSER_PREFIX, browser_config
+from fullmaja_stac.publish.httpserver import IDLE_TIMEOUT, LoopbackServer, parse_range
+from fullmaja_stac.trust.paths import inside
 
 MEDIA_TYPES = {".json": "application/json", ".tif": "image/tiff", ".tiff": "image/tiff", ".jpg": "image/jpeg",
                ".xml": "application/xml", ".js": "text/javascript", ".css": "text/css", ".html": "text/html",
@@ -173,10 +173,10 @@ def open_server(catalog: Path, *, host: str = "127.0.0.1", port: int = 8000, bro
     """The server ``fullmaja-stac serve`` runs, started: the STAC API over an index kept in
     ``state_dir`` (``api``), or the static files. Returns it and one line that says where."""
     if api:
-        from fullmaja_stac.api import require_api_extra
+        from fullmaja_stac.publish.api.app import require_api_extra
 
         require_api_extra()  # before indexing: say what is missing first, not after a long index
-        from fullmaja_stac.api import ApiServer, build_index
+        from fullmaja_stac.publish.api.app import ApiServer, build_index
         from fullmaja_stac.config import state_dir as resolve_state
 
         index = build_index(catalog, resolve_state(state_dir) / "api-index", progress=progress)

@@ -28,7 +28,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from fullmaja_stac.config import DOWNLOAD_LIMITS, NetLimits
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.remote import RemoteLimitError, iter_capped, watched
+from fullmaja_stac.trust.remote import RemoteLimitError, iter_capped, watched
 
 CHUNK = 1 << 20  # for reading files back
 STREAM_CHUNK = 1 << 16  # for the network: on loopback this is as fast as curl
@@ -147,7 +147,7 @@ def _check_zip(path: Path) -> str | None:
 def _attempt(session: requests.Session, url: str, part: Path, headers: dict,
              on_bytes: Callable[[int, int | None], None], hasher: _StreamHasher, limits: NetLimits,
              until: float, expected_size: int | None) -> int:
-    """One GET, watched (:mod:`fullmaja_stac.remote`: the download's deadline ``until``, its
+    """One GET, watched (:mod:`fullmaja_stac.trust.remote`: the download's deadline ``until``, its
     stall limit, at most the announced size); appends to ``part`` and feeds ``hasher`` (which
     already holds ``part``'s bytes). Returns the expected total size."""
     offset = part.stat().st_size if part.exists() else 0

@@ -2,7 +2,7 @@
 
 A provider turns a job of the store into the files to fetch (URL, expected checksum and
 size when it publishes them, whether the file is online) and gives the HTTP session that
-carries its credentials. ``orders.download_job`` does the rest the same way for both.
+carries its credentials. ``job_files.download_job`` does the rest the same way for both.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from fullmaja_stac.jobs import Job
+from fullmaja_stac.providers.jobs import Job
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class PepsProvider:
 
     def session(self) -> requests.Session:
         """Credentials for the PEPS origin only: a result URL on another host gets none."""
-        from fullmaja_stac.peps.client import make_session
+        from fullmaja_stac.providers.peps.client import make_session
 
         return make_session(self.credentials, self.base_url)
 

@@ -18,7 +18,7 @@ import defusedxml.ElementTree as SafeET
 import msgspec
 
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.records import PepsStatus, RecordError, RestoError, count, decode, http_url
+from fullmaja_stac.trust.records import PepsStatus, RecordError, RestoError, count, decode, http_url
 from fullmaja_stac.tiles import tile_grid
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
@@ -144,7 +144,7 @@ class JobStatus:
 
 
 def parse_status_json(data: bytes, source: str = "PEPS") -> JobStatus:
-    """The status JSON as a typed record (:mod:`fullmaja_stac.records`): a resto error is
+    """The status JSON as a typed record (:mod:`fullmaja_stac.trust.records`): a resto error is
     said as such, a document of another shape says where; result URLs must be http(s) and
     are listed once each (a URL listed 5 000 times is one file)."""
     try:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from fullmaja_stac.safepaths import shown
+from fullmaja_stac.trust.paths import shown
 
 
 class RecordError(ValueError):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fullmaja_stac.consume import href_under, read_item
+from fullmaja_stac.analysis.consume import href_under, read_item
 from fullmaja_stac.errors import FullMajaError, mask_secrets
 from fullmaja_stac.jsonio import read_json
 from fullmaja_stac.stac.catalog import tile_years

@@ -27,14 +27,15 @@ from platformdirs import user_config_path
 from fullmaja_stac import config
 from fullmaja_stac.config import APP_NAME
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.jobs import Job, JobStore
-from fullmaja_stac.peps.auth import netrc_entry, warn_if_readable_by_others
-from fullmaja_stac.peps.client import make_session
-from fullmaja_stac.providers import RemoteFile
-from fullmaja_stac.records import GeodesAsset, GeodesFeature, GeodesPage, RecordError, decode, http_url
-from fullmaja_stac.remote import Answer, RemoteLimitError, watched
-from fullmaja_stac.remote import fetch as fetch_document
-from fullmaja_stac.safepaths import name_problem, shown
+from fullmaja_stac.providers.job_files import download_job
+from fullmaja_stac.providers.jobs import Job, JobStore
+from fullmaja_stac.providers.peps.auth import netrc_entry, warn_if_readable_by_others
+from fullmaja_stac.providers.peps.client import make_session
+from fullmaja_stac.providers.base import RemoteFile
+from fullmaja_stac.trust.records import GeodesAsset, GeodesFeature, GeodesPage, RecordError, decode, http_url
+from fullmaja_stac.trust.remote import Answer, RemoteLimitError, watched
+from fullmaja_stac.trust.remote import fetch as fetch_document
+from fullmaja_stac.trust.paths import name_problem, shown
 from fullmaja_stac.tiles import normalize_tile
 
 GEODES_URL = "https://geodes-portal.cnes.fr"
@@ -311,8 +312,6 @@ def fetch(store: JobStore, client: GeodesClient, products: list[GeodesProduct], 
           observer=None):
     """Download existing products: check the key once (one line if it is missing or wrong),
     record the fetch as a job of the store, then download, resume and verify like any job."""
-    from fullmaja_stac.orders import download_job
-
     if not products:
         raise GeodesError("GEODES has no product matching these filters")
     key = require_api_key(client.base_url)

@@ -1,1 +1,0 @@
-"""PEPS FULL_MAJA: credentials, the WPS protocol, downloads and a local emulator."""

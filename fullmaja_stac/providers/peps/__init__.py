@@ -1,0 +1,1 @@
+"""PEPS FULL_MAJA: credentials, the WPS protocol and its HTTP client."""
