@@ -699,19 +699,22 @@ def demo(
     with make_progress(console) as progress:
         ingested, v, more = ingest_and_validate(out, catalog, workers, RichIngestObserver(progress))
     _print_ingest_report(ingested, catalog)
-    timings.update(more)
+    _print_demo_summary(job, downloaded, ingested, v, catalog, {**timings, **more})
+    if not (v.ok and ingested.ok and downloaded.ok):
+        raise typer.Exit(1)
+
+
+def _print_demo_summary(job, downloaded, ingested, validation, catalog: Path, timings: dict[str, float]) -> None:
     console.rule("[bold]summary")
     cloudy = [d.date for d in downloaded.dates if d.status == "too cloudy"]
     console.print(f"job {job.id} (PEPS id {job.remote_id}): {job.state}")
     console.print(f"dates produced: {downloaded.count('downloaded') + downloaded.count('already there')}, "
                   f"too cloudy: {len(cloudy)} ({', '.join(c or '?' for c in cloudy)}), "
-                  f"unprocessed L1C: {downloaded.unprocessed}")
+                  f"unprocessed L1C: {downloaded.unprocessed} (PEPS gives their number, not their dates)")
     console.print(f"catalog: {catalog.resolve()} - {len(ingested.added) + len(ingested.unchanged)} items, "
-                  f"{'[green]valid[/]' if v.ok else '[red]INVALID[/]'} ({v.checked} objects)")
+                  f"{'[green]valid[/]' if validation.ok else '[red]INVALID[/]'} ({validation.checked} objects)")
     console.print("timings: " + ", ".join(f"{k} {t:.1f} s" for k, t in timings.items()))
     console.print(f"browse it: [bold]fullmaja-stac serve {catalog} --browser[/]")
-    if not (v.ok and ingested.ok and downloaded.ok):
-        raise typer.Exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover
