@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -181,6 +182,47 @@ def test_nothing_reaches_the_file_system_or_the_settings(server, tmp_path):
                  {"sortby": [{"field": "id) UNION SELECT sql, sql FROM sqlite_master --", "direction": "asc"}]}):
         r = requests.post(f"{server.url}/search", json=body, timeout=10)
         assert r.status_code == 400 and "root:" not in r.text and "CREATE" not in r.text
+
+
+# Statements that succeed on the index when no defence is on, with the layers that each
+# refuse them alone (measured: every layer named here, switched on by itself, refuses it).
+SANDBOX_PAYLOADS = {
+    "ATTACH DATABASE ':memory:' AS other": {"no_attach", "authorizer"},
+    "PRAGMA query_only = OFF": {"authorizer"},
+    "PRAGMA journal_mode = DELETE": {"read_only_file", "authorizer"},
+    "CREATE TABLE x (a)": {"read_only_file", "query_only", "authorizer"},
+    "DELETE FROM items": {"read_only_file", "query_only", "authorizer"},
+    "UPDATE meta SET value = 'x' WHERE key = 'catalog'": {"read_only_file", "query_only", "authorizer"},
+    "INSERT INTO parts VALUES ('a', 'b')": {"read_only_file", "query_only", "authorizer"},
+}
+
+
+@pytest.mark.parametrize("sql", list(SANDBOX_PAYLOADS))
+def test_each_sandbox_layer_refuses_on_its_own_what_would_succeed(index, tmp_path, sql):
+    """Issue 28, 3: the old payloads mostly failed with no defence at all. Each of these
+    succeeds on a connection with every layer off, and each layer named for it refuses it
+    alone; with all layers on (the server's connection) it is refused."""
+    from fullmaja_stac.publish.api.app import SANDBOX_LAYERS, sandbox_connection
+
+    def run(without: frozenset[str], name: str) -> bool:
+        copy = tmp_path / name / index.path.name
+        copy.parent.mkdir()
+        shutil.copy(index.path, copy)
+        db = sandbox_connection(copy, without)
+        try:
+            db.execute(sql).fetchall()
+            db.commit()
+            return True
+        except sqlite3.DatabaseError:
+            return False
+        finally:
+            db.close()
+
+    everything = frozenset(SANDBOX_LAYERS)
+    assert run(everything, "none"), "the payload must work with no defence, or it proves nothing"
+    for layer in SANDBOX_PAYLOADS[sql]:
+        assert not run(everything - {layer}, f"only-{layer}"), f"{layer} alone let it through"
+    assert not run(frozenset(), "all")
 
 
 def test_sandbox_refuses_everything_but_reading(index):

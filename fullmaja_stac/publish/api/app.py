@@ -132,6 +132,32 @@ def _spatial(op: str, item_wkb: bytes | None, query_wkb: bytes) -> int:
     return int(getattr(shapely, relation)(query, item))
 
 
+SANDBOX_LAYERS = ("read_only_file", "query_only", "no_attach", "no_extensions", "authorizer")
+
+
+def sandbox_connection(path: Path, without: frozenset[str] = frozenset()) -> sqlite3.Connection:
+    """A connection to the index that can only read, by several independent layers
+    (:data:`SANDBOX_LAYERS`); ``without`` leaves some out, for the test that proves each
+    layer refuses on its own what would otherwise succeed."""
+    mode = "?mode=ro" if "read_only_file" not in without else ""
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}{mode}", uri=True, check_same_thread=False)
+    db.execute("PRAGMA case_sensitive_like = ON")  # CQL2 like is case-sensitive
+    if "query_only" not in without:
+        db.execute("PRAGMA query_only = ON")
+    db.execute("PRAGMA trusted_schema = OFF")
+    if "no_extensions" not in without and hasattr(db, "enable_load_extension"):  # builds without it load none
+        db.enable_load_extension(False)
+    db.create_function("fm_spatial", 3, _spatial, deterministic=True)
+    if "no_attach" not in without:
+        db.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
+    db.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 2_000_000)
+    db.setlimit(sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 300)
+    db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20_000)
+    if "authorizer" not in without:
+        db.set_authorizer(_authorizer)
+    return db
+
+
 class SearchEngine:
     """Sandboxed, read-only searches of one index; a connection per thread."""
 
@@ -147,18 +173,7 @@ class SearchEngine:
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
-            db.execute("PRAGMA case_sensitive_like = ON")  # CQL2 like is case-sensitive
-            db.execute("PRAGMA query_only = ON")
-            db.execute("PRAGMA trusted_schema = OFF")
-            if hasattr(db, "enable_load_extension"):  # builds without it cannot load any
-                db.enable_load_extension(False)
-            db.create_function("fm_spatial", 3, _spatial, deterministic=True)
-            db.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-            db.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, 2_000_000)
-            db.setlimit(sqlite3.SQLITE_LIMIT_EXPR_DEPTH, 300)
-            db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 20_000)
-            db.set_authorizer(_authorizer)
+            db = sandbox_connection(self.path)
             self._local.deadline = float("inf")
             db.set_progress_handler(lambda: int(time.monotonic() > self._local.deadline), 2000)
             self._local.db = db
