@@ -257,34 +257,56 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
     STAC Browser pointed at the API under ``/browser/`` when ``browser`` is given."""
     try:
         from fastapi import FastAPI
-        from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import Response
-        from starlette.exceptions import HTTPException as StarletteHTTPException
         from starlette.middleware.cors import CORSMiddleware
-        from starlette.staticfiles import StaticFiles
     except ImportError as exc:
         raise FullMajaError(f"serve --api needs FastAPI ({exc.name} is missing): {INSTALL_HINT}") from None
 
-    catalog = index.catalog
-    engine = SearchEngine(index.path, time_limit)
-    collection_id = engine.collection["id"]
+    api = _StacApi(index, title, time_limit)
+    app = FastAPI(title=title, openapi_url=None, docs_url=None, redoc_url=None)
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
+                       expose_headers=["Content-Range", "Content-Length", "Accept-Ranges"])
+    for add_routes in (api.add_errors, api.add_landing, api.add_collections, api.add_search, api.add_items):
+        add_routes(app)
+    api.add_files(app, browser, basemap)
+    return app
 
-    def error(status: int, code: str, description: str) -> Response:
-        return Response(orjson.dumps({"code": code, "description": description}), status, media_type="application/json")
 
-    def answer(doc: Any, media_type: str = "application/json") -> Response:
-        return Response(orjson.dumps(doc), media_type=media_type)
+def _response(body: bytes, status: int = 200, media_type: str = "application/json"):
+    from fastapi.responses import Response
 
-    def base(request: Request) -> str:
-        return str(request.base_url).rstrip("/")
+    return Response(body, status, media_type=media_type)
 
-    def served_item(row: tuple[str, bytes], root: str) -> dict:
+
+def error(status: int, code: str, description: str):
+    """Every error a client sees: one line of JSON, no internal text."""
+    return _response(orjson.dumps({"code": code, "description": description}), status)
+
+
+def answer(doc: Any, media_type: str = "application/json"):
+    return _response(orjson.dumps(doc), media_type=media_type)
+
+
+def base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+class _StacApi:
+    """The routes of the STAC API, one method per family (errors, landing, collections,
+    search, items, files), over one index; request checking is :mod:`.search`'s."""
+
+    def __init__(self, index: ApiIndex, title: str, time_limit: float) -> None:
+        self.catalog, self.title = index.catalog, title
+        self.engine = SearchEngine(index.path, time_limit)
+        self.collection_id = self.engine.collection["id"]
+
+    # -- documents ------------------------------------------------------------------------
+    def served_item(self, row: tuple[str, bytes], root: str) -> dict:
         folder, blob = row
         item = orjson.loads(zlib.decompress(blob))
         folder_url = f"{root}{FILES_PREFIX}/{quote(folder)}/"
         for asset in item.get("assets", {}).values():
             asset["href"] = urljoin(folder_url, asset["href"])
-        item["collection"] = item.get("collection", collection_id)
+        item["collection"] = item.get("collection", self.collection_id)
         item["links"] = [
             {"rel": "self", "type": GEOJSON, "href": f"{root}/collections/{quote(item['collection'])}/items/{quote(item['id'])}"},
             {"rel": "parent", "type": "application/json", "href": f"{root}/collections/{quote(item['collection'])}"},
@@ -293,117 +315,121 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
         ]
         return item
 
-    def collection_doc(root: str) -> dict:
-        doc = dict(engine.collection)
+    def collection_doc(self, root: str) -> dict:
+        cid = self.collection_id
+        doc = dict(self.engine.collection)
         doc["links"] = [
-            {"rel": "self", "type": "application/json", "href": f"{root}/collections/{collection_id}"},
+            {"rel": "self", "type": "application/json", "href": f"{root}/collections/{cid}"},
             {"rel": "parent", "type": "application/json", "href": f"{root}/"},
             {"rel": "root", "type": "application/json", "href": f"{root}/"},
-            {"rel": "items", "type": GEOJSON, "href": f"{root}/collections/{collection_id}/items"},
-            {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{root}/collections/{collection_id}/queryables"},
+            {"rel": "items", "type": GEOJSON, "href": f"{root}/collections/{cid}/items"},
+            {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{root}/collections/{cid}/queryables"},
         ]
         return doc
 
-    app = FastAPI(title=title, openapi_url=None, docs_url=None, redoc_url=None)
-    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["GET", "POST", "OPTIONS"], allow_headers=["*"],
-                       expose_headers=["Content-Range", "Content-Length", "Accept-Ranges"])
-
-    @app.exception_handler(SearchError)
-    async def bad_request(request: Request, exc: SearchError):
-        return error(400, "BadRequest", str(exc))
-
-    @app.exception_handler(Unavailable)
-    async def unavailable(request: Request, exc: Unavailable):
-        return error(503, "ServiceUnavailable", str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError):
-        return error(400, "BadRequest", "the request is not valid")
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException):
-        text = {404: "not found", 405: "method not allowed"}.get(exc.status_code, "request refused")
-        return error(exc.status_code, "NotFound" if exc.status_code == 404 else "BadRequest", text)
-
-    @app.exception_handler(Exception)
-    async def internal(request: Request, exc: Exception):  # never our internals to a client
-        import logging
-
-        logging.getLogger("fullmaja_stac.publish.api.app").exception("search failed")
-        return error(500, "InternalError", "the server could not answer this request; it has been logged")
-
-    @app.get("/", include_in_schema=True, summary="Landing page")
-    def landing(request: Request):
-        root = base(request)
-        links = [
-            {"rel": "self", "type": "application/json", "href": f"{root}/"},
-            {"rel": "root", "type": "application/json", "href": f"{root}/"},
-            {"rel": "conformance", "type": "application/json", "href": f"{root}/conformance"},
-            {"rel": "data", "type": "application/json", "href": f"{root}/collections"},
-            {"rel": "child", "type": "application/json", "href": f"{root}/collections/{collection_id}"},
-            {"rel": "search", "type": GEOJSON, "href": f"{root}/search", "method": "GET"},
-            {"rel": "search", "type": GEOJSON, "href": f"{root}/search", "method": "POST"},
-            {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{root}/queryables"},
-            {"rel": "service-desc", "type": OPENAPI, "href": f"{root}/api"},
-            {"rel": "service-doc", "type": "text/html", "href": f"{root}/api.html"},
-        ]
-        return answer({"type": "Catalog", "id": "fullmaja-stac", "stac_version": "1.1.0", "title": title,
-                       "description": f"STAC API over the static STAC catalog in {catalog.name}", "conformsTo": CONFORMANCE,
-                       "links": links})
-
-    @app.get("/api", include_in_schema=False)
-    def openapi():
-        return Response(orjson.dumps(app.openapi()), media_type=OPENAPI)
-
-    @app.get("/api.html", include_in_schema=False)
-    def openapi_page():
-        from fastapi.openapi.docs import get_swagger_ui_html
-
-        return get_swagger_ui_html(openapi_url="/api", title=f"{title} - API")
-
-    @app.get("/conformance", summary="Conformance classes")
-    def conformance():
-        return answer({"conformsTo": CONFORMANCE})
-
-    @app.get("/collections", summary="Collections")
-    def collections(request: Request):
-        root = base(request)
-        return answer({"collections": [collection_doc(root)], "links": [
-            {"rel": "self", "type": "application/json", "href": f"{root}/collections"},
-            {"rel": "root", "type": "application/json", "href": f"{root}/"},
-            {"rel": "parent", "type": "application/json", "href": f"{root}/"}]})
-
-    @app.get("/collections/{cid}", summary="One collection")
-    def collection(cid: str, request: Request):
-        if cid != collection_id:
-            return error(404, "NotFound", "no such collection")
-        return answer(collection_doc(base(request)))
-
-    def queryables_doc(url: str) -> dict:
-        props = {}
-        for name, q in sorted(engine.queryables.items()):
-            props[name] = {**JSON_SCHEMA_KIND.get(q.kind, {}), "title": name}
+    def queryables_doc(self, url: str) -> dict:
+        props = {name: {**JSON_SCHEMA_KIND.get(q.kind, {}), "title": name} for name, q in sorted(self.engine.queryables.items())}
         return {"$schema": "https://json-schema.org/draft/2019-09/schema", "$id": url, "type": "object",
                 "title": "Queryables", "properties": props, "additionalProperties": False}
 
-    @app.get("/queryables", summary="Queryables")
-    def all_queryables(request: Request):
-        return answer(queryables_doc(f"{base(request)}/queryables"), "application/schema+json")
+    # -- errors ---------------------------------------------------------------------------
+    def add_errors(self, app) -> None:
+        from fastapi.exceptions import RequestValidationError
+        from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    @app.get("/collections/{cid}/queryables", summary="Queryables of a collection")
-    def collection_queryables(cid: str, request: Request):
-        if cid != collection_id:
-            return error(404, "NotFound", "no such collection")
-        return answer(queryables_doc(f"{base(request)}/collections/{cid}/queryables"), "application/schema+json")
+        @app.exception_handler(SearchError)
+        async def bad_request(request: Request, exc: SearchError):
+            return error(400, "BadRequest", str(exc))
 
-    def run_search(params: dict, request: Request, url: str, post_body: dict | None) -> Response:
-        search = parse_search(params, engine.queryables, post=post_body is not None)
-        rows, matched = engine.search(search)
+        @app.exception_handler(Unavailable)
+        async def unavailable(request: Request, exc: Unavailable):
+            return error(503, "ServiceUnavailable", str(exc))
+
+        @app.exception_handler(RequestValidationError)
+        async def invalid(request: Request, exc: RequestValidationError):
+            return error(400, "BadRequest", "the request is not valid")
+
+        @app.exception_handler(StarletteHTTPException)
+        async def http_error(request: Request, exc: StarletteHTTPException):
+            text = {404: "not found", 405: "method not allowed"}.get(exc.status_code, "request refused")
+            return error(exc.status_code, "NotFound" if exc.status_code == 404 else "BadRequest", text)
+
+        @app.exception_handler(Exception)
+        async def internal(request: Request, exc: Exception):  # never our internals to a client
+            import logging
+
+            logging.getLogger("fullmaja_stac.publish.api.app").exception("search failed")
+            return error(500, "InternalError", "the server could not answer this request; it has been logged")
+
+    # -- landing, API description, conformance ---------------------------------------------
+    def add_landing(self, app) -> None:
+        @app.get("/", include_in_schema=True, summary="Landing page")
+        def landing(request: Request):
+            root = base(request)
+            links = [
+                {"rel": "self", "type": "application/json", "href": f"{root}/"},
+                {"rel": "root", "type": "application/json", "href": f"{root}/"},
+                {"rel": "conformance", "type": "application/json", "href": f"{root}/conformance"},
+                {"rel": "data", "type": "application/json", "href": f"{root}/collections"},
+                {"rel": "child", "type": "application/json", "href": f"{root}/collections/{self.collection_id}"},
+                {"rel": "search", "type": GEOJSON, "href": f"{root}/search", "method": "GET"},
+                {"rel": "search", "type": GEOJSON, "href": f"{root}/search", "method": "POST"},
+                {"rel": QUERYABLES_REL, "type": "application/schema+json", "href": f"{root}/queryables"},
+                {"rel": "service-desc", "type": OPENAPI, "href": f"{root}/api"},
+                {"rel": "service-doc", "type": "text/html", "href": f"{root}/api.html"},
+            ]
+            return answer({"type": "Catalog", "id": "fullmaja-stac", "stac_version": "1.1.0", "title": self.title,
+                           "description": f"STAC API over the static STAC catalog in {self.catalog.name}",
+                           "conformsTo": CONFORMANCE, "links": links})
+
+        @app.get("/api", include_in_schema=False)
+        def openapi():
+            return _response(orjson.dumps(app.openapi()), media_type=OPENAPI)
+
+        @app.get("/api.html", include_in_schema=False)
+        def openapi_page():
+            from fastapi.openapi.docs import get_swagger_ui_html
+
+            return get_swagger_ui_html(openapi_url="/api", title=f"{self.title} - API")
+
+        @app.get("/conformance", summary="Conformance classes")
+        def conformance():
+            return answer({"conformsTo": CONFORMANCE})
+
+    # -- collections and queryables ------------------------------------------------------------
+    def add_collections(self, app) -> None:
+        @app.get("/collections", summary="Collections")
+        def collections(request: Request):
+            root = base(request)
+            return answer({"collections": [self.collection_doc(root)], "links": [
+                {"rel": "self", "type": "application/json", "href": f"{root}/collections"},
+                {"rel": "root", "type": "application/json", "href": f"{root}/"},
+                {"rel": "parent", "type": "application/json", "href": f"{root}/"}]})
+
+        @app.get("/collections/{cid}", summary="One collection")
+        def collection(cid: str, request: Request):
+            if cid != self.collection_id:
+                return error(404, "NotFound", "no such collection")
+            return answer(self.collection_doc(base(request)))
+
+        @app.get("/queryables", summary="Queryables")
+        def all_queryables(request: Request):
+            return answer(self.queryables_doc(f"{base(request)}/queryables"), "application/schema+json")
+
+        @app.get("/collections/{cid}/queryables", summary="Queryables of a collection")
+        def collection_queryables(cid: str, request: Request):
+            if cid != self.collection_id:
+                return error(404, "NotFound", "no such collection")
+            return answer(self.queryables_doc(f"{base(request)}/collections/{cid}/queryables"), "application/schema+json")
+
+    # -- search --------------------------------------------------------------------------------
+    def run_search(self, params: dict, request: Request, url: str, post_body: dict | None):
+        search = parse_search(params, self.engine.queryables, post=post_body is not None)
+        rows, matched = self.engine.search(search)
         root = base(request)
-        features = [_pick(served_item(row, root), search) for row in rows]
-        links = [{"rel": "root", "type": "application/json", "href": f"{root}/"}]
-        self_url = str(request.url)
-        links.append({"rel": "self", "type": GEOJSON, "href": self_url})
+        features = [_pick(self.served_item(row, root), search) for row in rows]
+        links = [{"rel": "root", "type": "application/json", "href": f"{root}/"},
+                 {"rel": "self", "type": GEOJSON, "href": str(request.url)}]
         if search.offset + len(rows) < matched:
             token = f"next:{search.offset + len(rows)}"
             if post_body is None:
@@ -416,6 +442,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
         return answer({"type": "FeatureCollection", "features": features, "links": links,
                        "numberMatched": matched, "numberReturned": len(features)}, GEOJSON)
 
+    @staticmethod
     def get_params(request: Request) -> dict:
         params: dict[str, Any] = {}
         for key, value in request.query_params.multi_items():
@@ -424,10 +451,7 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
             params[key] = value
         return params
 
-    @app.get("/search", summary="Item search (GET)")
-    def search_get(request: Request):
-        return run_search(get_params(request), request, f"{base(request)}/search", None)
-
+    @staticmethod
     async def post_params(request: Request) -> dict:
         body = await request.body()
         if len(body) > MAX_BODY:
@@ -440,41 +464,52 @@ def create_app(index: ApiIndex, browser: Path | None = None, title: str = "MAJA 
             raise SearchError("the request body must be a JSON object")
         return params
 
-    @app.post("/search", summary="Item search (POST)")
-    async def search_post(request: Request):
-        from starlette.concurrency import run_in_threadpool
+    def add_search(self, app) -> None:
+        @app.get("/search", summary="Item search (GET)")
+        def search_get(request: Request):
+            return self.run_search(self.get_params(request), request, f"{base(request)}/search", None)
 
-        params = await post_params(request)
-        return await run_in_threadpool(run_search, params, request, f"{base(request)}/search", params)
+        @app.post("/search", summary="Item search (POST)")
+        async def search_post(request: Request):
+            from starlette.concurrency import run_in_threadpool
 
-    @app.get("/collections/{cid}/items", summary="Items of a collection")
-    def items(cid: str, request: Request):
-        if cid != collection_id:
-            return error(404, "NotFound", "no such collection")
-        params = get_params(request)
-        for name in ("collections", "ids", "intersects"):
-            if name in params:
-                raise SearchError(f"{name} is a parameter of /search, not of /collections/{{id}}/items")
-        params["collections"] = cid
-        return run_search(params, request, f"{base(request)}/collections/{cid}/items", None)
+            params = await self.post_params(request)
+            return await run_in_threadpool(self.run_search, params, request, f"{base(request)}/search", params)
 
-    @app.get("/collections/{cid}/items/{item_id}", summary="One item")
-    def item(cid: str, item_id: str, request: Request):
-        row = engine.item(item_id) if cid == collection_id else None
-        if row is None:
-            return error(404, "NotFound", "no such item")
-        return answer(served_item(row, base(request)), GEOJSON)
+    # -- items of the collection -----------------------------------------------------------------
+    def add_items(self, app) -> None:
+        @app.get("/collections/{cid}/items", summary="Items of a collection")
+        def items(cid: str, request: Request):
+            if cid != self.collection_id:
+                return error(404, "NotFound", "no such collection")
+            params = self.get_params(request)
+            for name in ("collections", "ids", "intersects"):
+                if name in params:
+                    raise SearchError(f"{name} is a parameter of /search, not of /collections/{{id}}/items")
+            params["collections"] = cid
+            return self.run_search(params, request, f"{base(request)}/collections/{cid}/items", None)
 
-    app.mount(FILES_PREFIX, StaticFiles(directory=catalog), name="catalog-files")
-    if browser is not None:
+        @app.get("/collections/{cid}/items/{item_id}", summary="One item")
+        def item(cid: str, item_id: str, request: Request):
+            row = self.engine.item(item_id) if cid == self.collection_id else None
+            if row is None:
+                return error(404, "NotFound", "no such item")
+            return answer(self.served_item(row, base(request)), GEOJSON)
+
+    # -- the catalog's files and STAC Browser ---------------------------------------------------
+    def add_files(self, app, browser: Path | None, basemap: str | None) -> None:
+        from starlette.staticfiles import StaticFiles
+
+        app.mount(FILES_PREFIX, StaticFiles(directory=self.catalog), name="catalog-files")
+        if browser is None:
+            return
         from fullmaja_stac.publish.browser import BROWSER_PREFIX, browser_config
 
         @app.get(f"{BROWSER_PREFIX}config.js", include_in_schema=False)
         def browser_settings(request: Request):
-            return Response(browser_config(catalog, str(request.base_url), basemap), media_type="text/javascript")
+            return _response(browser_config(self.catalog, str(request.base_url), basemap), media_type="text/javascript")
 
         app.mount(BROWSER_PREFIX.rstrip("/"), StaticFiles(directory=browser, html=True), name="browser")
-    return app
 
 
 # ----------------------------------------------------------------------------- server
