@@ -257,3 +257,15 @@ def test_result_urls_listed_many_times_are_one_download_and_dot_is_refused(a, tm
     assert report.count("downloaded") == 1 and [d.status for d in report.dates].count("failed") == 1
     assert len([r for r in a.requests if r[1] == "/r/P.zip"]) == 1
     assert not (tmp_path / "out.part").exists() and sorted(p.name for p in out.iterdir() if p.suffix == ".zip") == ["P.zip"]
+
+
+def test_a_slow_answer_through_a_proxy_is_cut_too(a):
+    """The watchdog cuts connections made through HTTP_PROXY as well (a proxy manager builds
+    its own connection pools)."""
+    a.routes["*"] = slow_drip(b"x" * 1000, interval=0.2)
+    session = make_session(None)
+    session.proxies = {"http": a.url}
+    started = time.monotonic()
+    with pytest.raises(RemoteLimitError, match="within 2 s"):
+        fetch(session, "GET", "http://service.invalid/drip", limits=NetLimits(total_s=2.0, stall_s=30.0, max_bytes=10_000))
+    assert time.monotonic() - started < 5 and a.requests and a.requests[0][1].startswith("http://service.invalid/")

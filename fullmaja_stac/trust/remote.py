@@ -178,6 +178,13 @@ class WatchedAdapter(HTTPAdapter):
         super().init_poolmanager(*args, **kwargs)
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        """Through an HTTP(S) proxy too (``HTTPS_PROXY``), the connections are watched."""
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if hasattr(manager, "pool_classes_by_scheme"):
+            manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        return manager
+
 
 # ----------------------------------------------------------------------------- the session
 
