@@ -676,7 +676,7 @@ def demo(
     from fullmaja_stac.config import state_dir as resolve_state
 
     _start_workers_early(workers)  # up long before the ingest that follows the download
-    from fullmaja_stac.demo import DEMO_SPEED, ingest_and_validate, order_and_download
+    from fullmaja_stac.emulator.demo import DEMO_SPEED, ingest_and_validate, order_and_download
     from fullmaja_stac.progress import RichDownloadObserver, RichIngestObserver, make_progress
 
     folder = state_dir or resolve_state(None) / "demo"

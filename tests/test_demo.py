@@ -60,7 +60,7 @@ def test_demo_builds_the_expected_valid_catalog(tmp_path):
 def test_ingest_and_validate_as_a_library_function(product_zips, tmp_path):
     import shutil
 
-    from fullmaja_stac.demo import ingest_and_validate
+    from fullmaja_stac.emulator.demo import ingest_and_validate
 
     products = tmp_path / "products"
     products.mkdir()

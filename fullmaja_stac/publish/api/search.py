@@ -555,6 +555,37 @@ def parse_fields(value: Any) -> tuple[set[str] | None, set[str]]:
     return include, exclude
 
 
+def _filter_condition(params: dict[str, Any], tr: Translator) -> str | None:
+    """The SQL of ``query`` (turned into CQL2 first) or ``filter`` (CQL2-JSON or text),
+    checked; None when there is neither."""
+    query, cql = params.get("query"), params.get("filter")
+    if query not in (None, "", {}) and cql not in (None, "", {}):
+        raise SearchError("use either query or filter, not both")
+    if query not in (None, "", {}):
+        cql = query_to_cql2(_decode_json(query, "query"))
+        lang = "cql2-json"
+        tr.numeric_strings = True
+    else:
+        lang = params.get("filter-lang", params.get("filter_lang"))
+    if cql not in (None, "", {}):
+        crs = params.get("filter-crs")
+        if crs is not None and crs not in CRS84:
+            raise SearchError(f"filter-crs: only {sorted(CRS84)[0]} (WGS84 longitude, latitude) is supported")
+        if lang not in (None, "cql2-json", "cql2-text"):
+            raise SearchError(f"filter-lang: {shown(lang)} is neither cql2-json nor cql2-text")
+        if isinstance(cql, str):
+            stripped = cql.lstrip()
+            if lang == "cql2-json" or (lang is None and stripped.startswith("{")):
+                cql = _decode_json(cql, "filter")
+            else:
+                cql = cql2_text_to_json(cql)
+        depth, size = _depth_and_size(cql)
+        if depth > MAX_FILTER_DEPTH * 3 or size > MAX_FILTER_NODES * 4:
+            raise SearchError(f"filter: nested deeper than {MAX_FILTER_DEPTH} levels or too large")
+        return tr.expr(cql)
+    return None
+
+
 def parse_search(params: dict[str, Any], queryables: dict[str, Queryable], post: bool = False) -> Search:
     """Check every search parameter (from a GET query string, or a POST body where ``post``)
     and build SQL."""
@@ -596,31 +627,9 @@ def parse_search(params: dict[str, Any], queryables: dict[str, Queryable], post:
         if end is not None:
             add(f"dt <= {tr._bind(end)}")
 
-    query, cql = params.get("query"), params.get("filter")
-    if query not in (None, "", {}) and cql not in (None, "", {}):
-        raise SearchError("use either query or filter, not both")
-    if query not in (None, "", {}):
-        cql = query_to_cql2(_decode_json(query, "query"))
-        lang = "cql2-json"
-        tr.numeric_strings = True
-    else:
-        lang = params.get("filter-lang", params.get("filter_lang"))
-    if cql not in (None, "", {}):
-        crs = params.get("filter-crs")
-        if crs is not None and crs not in CRS84:
-            raise SearchError(f"filter-crs: only {sorted(CRS84)[0]} (WGS84 longitude, latitude) is supported")
-        if lang not in (None, "cql2-json", "cql2-text"):
-            raise SearchError(f"filter-lang: {shown(lang)} is neither cql2-json nor cql2-text")
-        if isinstance(cql, str):
-            stripped = cql.lstrip()
-            if lang == "cql2-json" or (lang is None and stripped.startswith("{")):
-                cql = _decode_json(cql, "filter")
-            else:
-                cql = cql2_text_to_json(cql)
-        depth, size = _depth_and_size(cql)
-        if depth > MAX_FILTER_DEPTH * 3 or size > MAX_FILTER_NODES * 4:
-            raise SearchError(f"filter: nested deeper than {MAX_FILTER_DEPTH} levels or too large")
-        add(tr.expr(cql))
+    condition = _filter_condition(params, tr)
+    if condition is not None:
+        add(condition)
 
     if params.get("sortby") not in (None, "", []):
         search.order = parse_sortby(_decode_json(params["sortby"], "sortby") if str(params["sortby"]).startswith("[")
