@@ -140,3 +140,50 @@ def test_cli_publish(dsn, catalog):
     out = " ".join(run.stdout.split())
     assert "5 items" in out and "5 sent (full load)" in out
     assert f":{password}@" not in run.stdout and ":***@" in run.stdout  # the password is never printed
+
+
+def _drop_item(root: Path, item_id: str) -> None:
+    """Remove an item's folder and rebuild the catalog's derived files (`repair`)."""
+    import shutil
+
+    from fullmaja_stac.stac.catalog import repair_catalog
+
+    shutil.rmtree(next(root.glob(f"maja-s2-l2a/*/*/{item_id}")))
+    assert repair_catalog(root) == []
+
+
+def test_a_full_publish_deletes_what_the_catalog_no_longer_holds(dsn, catalog, tmp_path):
+    """Issue 28, 13: `publish pgstac --full` had no test of its deletions."""
+    import shutil
+
+    root = tmp_path / "catalog"
+    shutil.copytree(catalog, root)
+    assert publish_pgstac(root, dsn).loaded == 5
+    victim = sorted(i["id"] for i in written_items(root))[2]
+    _drop_item(root, victim)
+    report = publish_pgstac(root, dsn, full=True)
+    assert report.full and report.removed == [victim] and report.loaded == 4
+    left = {p.parent.name for p in root.glob("maja-s2-l2a/*/*/*/*.json")}
+    assert len(left) == 4 and {i["id"] for i in _search(dsn, {"collections": [report.collection]})} == left
+
+
+def test_a_tile_year_gone_from_the_catalog_is_deleted_from_pgstac(dsn, tmp_path, series_specs):
+    root = tmp_path / "catalog"
+    other_year = replace(series_specs[1], acquired=series_specs[1].acquired.replace(year=2020))
+    zips = [write_product(series_specs[0], tmp_path / "in", SynthOptions(size=24, seed=3)),
+            write_product(other_year, tmp_path / "in", SynthOptions(size=24, seed=3))]
+    assert ingest(zips, root, workers=1).ok
+    assert publish_pgstac(root, dsn).loaded == 2
+    gone = next(p.parent.name for p in root.glob("maja-s2-l2a/*/2020/*/*.json"))
+    _drop_item(root, gone)  # the 2020 tile-year is now empty
+    report = publish_pgstac(root, dsn)
+    assert not report.full and report.loaded == 0 and report.removed == [gone]
+    assert [i["id"] for i in _search(dsn, {"collections": [report.collection]})] == [zips[0].stem]
+
+
+def test_no_migrate_on_a_database_without_pgstac_is_one_clear_line(dsn, catalog):
+    with pytest.raises(FullMajaError, match="has no pgstac schema; run without --no-migrate"):
+        publish_pgstac(catalog, dsn, migrate=False)
+    assert publish_pgstac(catalog, dsn).loaded == 5  # migrates
+    again = publish_pgstac(catalog, dsn, migrate=False)
+    assert again.loaded == 0 and again.skipped_parts == 1
