@@ -81,3 +81,30 @@ def test_a_geodes_key_from_netrc_for_its_host_only(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     assert find_api_key("https://geodes-portal.cnes.fr") == "key-from-netrc"
     assert find_api_key("https://elsewhere.example") is None
+
+
+def test_stac_browser_runtime_config_names_the_catalog_s_utm_zones_and_the_basemap(catalog, tmp_path):
+    """Issue 28, 13: the runtime config had no test of its own (the browser test needs Chromium)."""
+    from pyproj import CRS
+
+    from fullmaja_stac.publish.browser import browser_config
+
+    text = browser_config(catalog, "http://127.0.0.1:9/catalog.json", "https://tiles.example/{z}/{x}/{y}.png").decode()
+    config = json.loads(text.removeprefix("window.STAC_BROWSER_CONFIG = ").rstrip().removesuffix(";"))
+    assert config["catalogUrl"] == "http://127.0.0.1:9/catalog.json" and config["historyMode"] == "hash"
+    assert list(config["crs"]) == ["EPSG:32631"] and CRS.from_wkt(config["crs"]["EPSG:32631"]).to_epsg() == 32631
+    assert config["basemapUrl"] == "https://tiles.example/{z}/{x}/{y}.png"
+    assert json.loads(browser_config(catalog, "x").decode().split("= ", 1)[1].rstrip().rstrip(";"))["basemapUrl"] is None
+
+
+def test_a_stac_browser_built_another_way_is_rebuilt(tmp_path):
+    from fullmaja_stac.publish.browser import BUILD_ID, BUILD_STAMP, built_browser
+
+    dist = tmp_path / "stac-browser"
+    dist.mkdir()
+    (dist / "index.html").write_text("<html></html>")
+    assert built_browser(tmp_path) is None  # no stamp: an older build
+    (dist / BUILD_STAMP).write_text("STAC Browser 3.x, another ol-stac")
+    assert built_browser(tmp_path) is None
+    (dist / BUILD_STAMP).write_text(BUILD_ID)
+    assert built_browser(tmp_path) == dist

@@ -4,6 +4,7 @@ and odc-stac exactly as the README shows, compared pixel for pixel with the sour
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -661,3 +662,35 @@ def test_dask_local_cluster_gives_the_same_catalog_byte_for_byte(tmp_path, produ
                 if p.is_file() and not p.name.startswith(".fullmaja-stac.lock")}
 
     assert files(tmp_path / "pool") == files(tmp_path / "dask")
+
+
+@pytest.mark.slow
+def test_ingest_on_a_real_dask_scheduler_writes_the_same_cogs(tmp_path, catalog, product_zips):
+    """Issue 28, 13: `--scheduler tcp://` against real `dask scheduler` and `dask worker`
+    processes (not a LocalCluster): the same COGs, byte for byte, as the process pool's."""
+    import json as _json
+    import time as _time
+
+    scheduler_file = tmp_path / "scheduler.json"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen(["dask", "scheduler", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)]
+    try:
+        deadline = _time.monotonic() + 60
+        while not scheduler_file.exists() and _time.monotonic() < deadline:
+            _time.sleep(0.2)
+        address = _json.loads(scheduler_file.read_text())["address"]
+        assert address.startswith("tcp://")
+        procs.append(subprocess.Popen(["dask", "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "2",
+                                       "--nthreads", "1", "--no-dashboard"], stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, env=env))
+        report = ingest(product_zips, tmp_path / "catalog", workers=2, scheduler=address)
+        assert report.ok and len(report.added) == 5, report
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(30)
+    ours = {p.relative_to(tmp_path / "catalog"): p.read_bytes() for p in (tmp_path / "catalog").rglob("*.tif")}
+    pool = {p.relative_to(catalog): p.read_bytes() for p in catalog.rglob("*.tif")}
+    assert ours.keys() == pool.keys() and len(ours) == 5 * 43
+    assert all(ours[k] == pool[k] for k in ours), [str(k) for k in ours if ours[k] != pool[k]][:3]

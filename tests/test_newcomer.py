@@ -99,3 +99,19 @@ def test_info_piped_to_a_file_is_not_cut_at_80_columns(product_zips):
     first = run.stdout.splitlines()
     assert run.returncode == 0 and any(len(line) > 80 for line in first), first
     assert first[1].startswith("  platform") and first[2].startswith("  acquired")
+
+
+def test_status_watch_follows_a_job_until_it_ends(tmp_path):
+    """Issue 28, 13: `status --watch` had no test. An emulator whose clock runs 40 000x
+    (a 3-month job in about a second): the command refreshes until the job is finished."""
+    from fullmaja_stac.emulator import PepsEmulator
+
+    with PepsEmulator(speed=40_000, size=24) as emu:
+        store = JobStore(tmp_path / "state")
+        job = submit(store, PepsClient(emu.url, Credentials(*DEMO_USER)), make_request("31TCJ", 51, *_period()))
+        run = _cli("status", str(job.id), "--watch", "--interval", "0.2",
+                   env={"FULLMAJA_STAC_STATE_DIR": str(tmp_path / "state"), "PEPS_EMAIL": DEMO_USER[0],
+                        "PEPS_PASSWORD": DEMO_USER[1], "HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr
+    tables = run.stdout.count("job / provider id")
+    assert tables >= 2 and "finished" in run.stdout.rsplit("job / provider id", 1)[1], run.stdout[-1500:]
