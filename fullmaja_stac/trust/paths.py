@@ -72,14 +72,10 @@ def within(root: Path | str, *names: str, what: str = "a name") -> Path:
         # out. One lstat per component (realpath of the whole path cost a quarter of a
         # catalog commit).
         if path.is_symlink():
-            real_root, real = _real(root), os.path.realpath(path)
+            real_root, real = os.path.realpath(root), os.path.realpath(path)
             if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
                 raise UnsafeNameError(f"{what} {shown('/'.join(names))} leads outside {root} (through a symbolic link)")
     return path
-
-
-def _real(root: Path) -> str:
-    return os.path.realpath(root)
 
 
 def inside(root: Path | str, relative: str) -> Path | None:
