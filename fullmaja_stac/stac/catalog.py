@@ -36,6 +36,7 @@ from filelock import FileLock, Timeout
 
 from fullmaja_stac.errors import FullMajaError, printable_path, warn_line, writable_folder
 from fullmaja_stac.jsonio import read_json, write_json
+from fullmaja_stac.tiles import TILE_NAME
 from fullmaja_stac.trust.paths import name_problem, safe_name, within
 from fullmaja_stac.stac.constants import (
     COLLECTION_DESCRIPTION,
@@ -52,7 +53,6 @@ from fullmaja_stac.stac.constants import (
 
 STAGING_PREFIX = ".staging-"
 LOCK_NAME = ".fullmaja-stac.lock"
-TILE_FOLDER = re.compile(r"\d{2}[A-Z]{3}")
 YEAR_FOLDER = re.compile(r"\d{4}")
 VERSION_SUFFIX = re.compile(r"_V(\d+)-(\d+)$")
 ITEM_ASSET_DROP = ("href", "file:size", "file:checksum", "proj:shape", "proj:transform", "gsd")
@@ -191,16 +191,8 @@ class CatalogStore:
         return self._years[folder]
 
     def _rebuild_index(self, folder: Path) -> dict:
-        """A year's index from the item files in its folder; a damaged item file is named
-        and left out (ingesting its product again replaces it)."""
-        items = {}
-        for item_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
-            if not item_dir.is_dir() or name_problem(item_dir.name) is not None:
-                continue  # staging folders (hidden), anything that is not an item's folder
-            item = read_item_file(within(item_dir, f"{item_dir.name}.json", what="an item folder"), item_dir.name)
-            if item is not None:
-                items[item_dir.name] = _index_entry(item)
-        return {"items": items}
+        """A year's index from the item files in its folder (see :func:`_year_items`)."""
+        return {"items": {item_id: _index_entry(item) for item_id, item in _year_items(folder)[0].items()}}
 
     def has_item(self, p: Placement) -> bool:
         """Whether the item is in place and whole: a damaged item file is named, and its
@@ -350,19 +342,18 @@ class CatalogStore:
         item_assets: dict = {}
         self._years.clear()
         for tile_dir in sorted(self.collection_dir.iterdir()) if self.collection_dir.is_dir() else []:
-            if not tile_dir.is_dir() or not TILE_FOLDER.fullmatch(tile_dir.name):
+            if not tile_dir.is_dir() or not TILE_NAME.fullmatch(tile_dir.name):
                 continue
             for year_dir in sorted(tile_dir.iterdir()):
                 if not year_dir.is_dir() or not YEAR_FOLDER.fullmatch(year_dir.name):
                     continue
                 p = Placement(tile_dir.name, year_dir.name, "")
-                index = self._rebuild_index(year_dir)
-                damaged += [printable_path(within(d, f"{d.name}.json")) for d in sorted(year_dir.iterdir())
-                            if d.is_dir() and name_problem(d.name) is None and d.name not in index["items"]]
-                for item_id in index["items"]:
-                    item = read_item_file(within(year_dir, item_id, f"{item_id}.json", what="an item id"), item_id) or {}
-                    for key, value in _item_assets(item.get("assets", {})).items():
+                items, bad = _year_items(year_dir)
+                damaged += bad
+                for item in items.values():
+                    for key, value in _item_assets(item["assets"]).items():
                         item_assets.setdefault(key, value)
+                index = {"items": {item_id: _index_entry(item) for item_id, item in items.items()}}
                 self._years[year_dir] = index
                 self._write_year(p, index)
             self._write_tile(tile_dir.name)
@@ -380,7 +371,7 @@ class CatalogStore:
             merged_assets.setdefault(key, value)
         tile_dirs = sorted(self.collection_dir.iterdir()) if self.collection_dir.is_dir() else []
         summaries = [summary for tile_dir in tile_dirs
-                     if tile_dir.is_dir() and TILE_FOLDER.fullmatch(tile_dir.name)
+                     if tile_dir.is_dir() and TILE_NAME.fullmatch(tile_dir.name)
                      for _, summary in self._summaries(tile_dir) if summary is not None]
         total = _merge_summaries([s for s in summaries if s["count"]])
         tiles = sorted({t for s in summaries if s["count"] for t in s["grid:code"]})
@@ -423,6 +414,22 @@ def repair_catalog(root: Path) -> list[str]:
     with store.lock():
         store.clean_staging()
         return store.repair()
+
+
+def _year_items(folder: Path) -> tuple[dict[str, dict], list[str]]:
+    """The whole items of a year folder, by id, each file read once, and the damaged item
+    files found there (named, left out: ingesting their products again replaces them)."""
+    items, damaged = {}, []
+    for item_dir in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not item_dir.is_dir() or name_problem(item_dir.name) is not None:
+            continue  # staging folders (hidden), anything that is not an item's folder
+        path = within(item_dir, f"{item_dir.name}.json", what="an item folder")
+        item = read_item_file(path, item_dir.name)
+        if item is None:
+            damaged.append(printable_path(path))
+        else:
+            items[item_dir.name] = item
+    return items, damaged
 
 
 def read_derived(path: Path, valid, default=None):
