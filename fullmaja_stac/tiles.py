@@ -19,6 +19,7 @@ from fullmaja_stac.errors import FullMajaError
 
 TILE_SIZE_M = 109_800
 TILE_PATTERN = re.compile(r"^[0-6][0-9][A-Za-z]{1,3}$")  # the reference client's check
+TILE_NAME = re.compile(r"\d{2}[A-Z]{3}")  # a tile as it names a product's and a catalog's folders: 31TCJ
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from fullmaja_stac.maja.masks import MASK_FAMILIES
 from fullmaja_stac.maja.mtd import FileEntry, SpectralInfo, find_maja_version, find_validity, parse_mtd, parse_xml
 from fullmaja_stac.maja.orbits import relative_orbit
 from fullmaja_stac.trust.paths import name_problem, shown
-from fullmaja_stac.tiles import TILE_SIZE_M, tile_grid
+from fullmaja_stac.tiles import TILE_NAME, TILE_SIZE_M, tile_grid
 
 MTD_SUFFIX = "_MTD_ALL.xml"
 CRC_READ_CHUNK = 4 << 20
@@ -46,7 +46,6 @@ NAME_PATTERN = re.compile(
     r"^(?P<platform>SENTINEL2[A-Z])_(?P<date>\d{8}-\d{6}-\d{3})_(?P<level>L\d[A-Z])_"
     r"T?(?P<tile>\d{2}[A-Z]{3})_(?P<nature>[A-Z])_V(?P<version>\d+-\d+)$"
 )
-TILE_NAME = re.compile(r"\d{2}[A-Z]{3}")
 # A raster's origin must be the MTD's to 1 % of a pixel: the item states the MTD's transform,
 # and half a pixel (the old tolerance) let a 20 m grid given the 10 m group's corner through,
 # shifting every native 20 m load by 10 m.
