@@ -501,6 +501,10 @@ def _stage(source: RasterSource, scratch: Path) -> str:
         raise
 
 
+# What reading a member through its CRC check raises when the member is damaged.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, isal_zlib.error, EOFError, RuntimeError)  # RuntimeError: encrypted
+
+
 def verify_member(source: RasterSource) -> None:
     """Read a zip member GDAL has read in place once more, front to back, so that its CRC
     is checked (GDAL checks none, and an inflated member that :func:`_stage` extracted has
@@ -510,22 +514,42 @@ def verify_member(source: RasterSource) -> None:
     if source.archive is None or source.member is None:
         return
     try:
-        with zipfile.ZipFile(source.archive) as archive:
-            info = archive.getinfo(source.member)
-            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                with archive.open(info) as member:  # zipfile inflates it and checks the CRC itself
-                    while member.read(CRC_READ_CHUNK):
-                        pass
-                return
-            crc, size = _member_crc(archive, info)
-        if size != info.file_size:
-            raise zipfile.BadZipFile(f"inflates to {size} bytes, its header says {info.file_size}")
-        if crc != info.CRC:
-            raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+        _check_crc(source)
     except KeyError:
         raise ProductError(source.where, "missing from the product") from None
-    except (zipfile.BadZipFile, zlib.error, isal_zlib.error, EOFError, OSError, RuntimeError) as exc:
-        raise _corrupt(source, exc) from None  # RuntimeError: an encrypted member
+    except (*_DAMAGED, OSError) as exc:
+        raise _corrupt(source, exc) from None
+
+
+def check_member(source: RasterSource) -> None:
+    """Raise a ProductError if ``source`` is a zip member that fails its CRC: what to tell
+    the user when GDAL could not read a member in place (a member missing or unreadable
+    for another reason is left to GDAL's own error)."""
+    if source.archive is None or source.member is None:
+        return
+    try:
+        _check_crc(source)
+    except _DAMAGED as exc:
+        raise _corrupt(source, exc) from None
+    except (KeyError, OSError):
+        return
+
+
+def _check_crc(source: RasterSource) -> None:
+    """Raise one of :data:`_DAMAGED` if the member's content does not match its size and
+    CRC-32 (KeyError if it is missing, OSError if the archive cannot be read)."""
+    with zipfile.ZipFile(source.archive or "") as archive:
+        info = archive.getinfo(source.member or "")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            with archive.open(info) as member:  # zipfile inflates it and checks the CRC itself
+                while member.read(CRC_READ_CHUNK):
+                    pass
+            return
+        crc, size = _member_crc(archive, info)
+    if crc != info.CRC:  # first, as zipfile says it: a damaged stream also comes out short
+        raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+    if size != info.file_size:
+        raise zipfile.BadZipFile(f"inflates to {size} bytes, its header says {info.file_size}")
 
 
 def _member_crc(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, int]:
@@ -549,21 +573,6 @@ def _member_crc(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> tuple[int, i
             if not inflater.eof:
                 raise zipfile.BadZipFile("the compressed stream ends before its end marker")
     return crc, size
-
-
-def check_member(source: RasterSource) -> None:
-    """Raise a ProductError if ``source`` is a zip member that fails its CRC: what to tell
-    the user when GDAL could not read a member in place."""
-    if source.archive is None or source.member is None:
-        return
-    try:
-        with zipfile.ZipFile(source.archive) as archive, archive.open(source.member) as member:
-            while member.read(1 << 20):
-                pass
-    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
-        raise _corrupt(source, exc) from None
-    except (KeyError, OSError):
-        return
 
 
 def _corrupt(source: RasterSource, exc: Exception) -> ProductError:
