@@ -84,6 +84,16 @@ class RestoError(msgspec.Struct):
     ErrorMessage: str | None = None
 
 
+def resto_error(data: bytes) -> RestoError | None:
+    """The error resto answered with (``{"ErrorCode", "ErrorMessage"}``), or None if ``data``
+    is something else: a status document, another error page."""
+    try:
+        error = msgspec.json.decode(data, type=RestoError)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return error if error.ErrorCode is not None or error.ErrorMessage is not None else None
+
+
 def decode(data: bytes, kind: type, what: str):
     """``data`` decoded as ``kind``, or a :class:`RecordError` naming ``what`` and the path."""
     try:

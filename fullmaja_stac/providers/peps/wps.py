@@ -6,7 +6,6 @@ reference scripts; the emulator keeps the line layout those scripts depend on.
 
 from __future__ import annotations
 
-import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -15,10 +14,8 @@ from datetime import date
 import defusedxml
 import defusedxml.ElementTree as SafeET
 
-import msgspec
-
 from fullmaja_stac.errors import FullMajaError
-from fullmaja_stac.trust.records import PepsStatus, RecordError, RestoError, count, decode, http_url
+from fullmaja_stac.trust.records import PepsStatus, RecordError, count, decode, http_url, resto_error
 from fullmaja_stac.tiles import tile_grid
 
 WPS_NS = "http://www.opengis.net/wps/1.0.0"
@@ -147,12 +144,9 @@ def parse_status_json(data: bytes, source: str = "PEPS") -> JobStatus:
     """The status JSON as a typed record (:mod:`fullmaja_stac.trust.records`): a resto error is
     said as such, a document of another shape says where; result URLs must be http(s) and
     are listed once each (a URL listed 5 000 times is one file)."""
-    try:
-        error = msgspec.json.decode(data, type=RestoError)
-        if error.ErrorCode is not None or error.ErrorMessage is not None:
-            raise PepsError(f"{source}: {error.ErrorMessage or 'error'} (code {error.ErrorCode})")
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        pass
+    error = resto_error(data)
+    if error is not None:
+        raise PepsError(f"{source}: {error.ErrorMessage or 'error'} (code {error.ErrorCode})")
     try:
         info = decode(data, PepsStatus, f"{source}: the job status").USER_INFO
         results = list(dict.fromkeys(http_url(u, "a result URL") for u in info.results or []))
@@ -181,10 +175,8 @@ def error_message(status_code: int, body: bytes, url: str) -> str:
     """One line for an HTTP error from PEPS: resto JSON, WPS exception or the status."""
     if status_code == 401:
         return "PEPS refused the credentials (401): check the email and password"
-    try:
-        doc = json.loads(body)
-        if isinstance(doc, dict) and ("ErrorMessage" in doc or "ErrorCode" in doc):
-            return f"PEPS error {doc.get('ErrorCode', status_code)}: {doc.get('ErrorMessage', '')} ({url})"
-    except (ValueError, UnicodeDecodeError):
-        pass
+    error = resto_error(body)
+    if error is not None:
+        return f"PEPS error {error.ErrorCode if error.ErrorCode is not None else status_code}: " \
+               f"{error.ErrorMessage or ''} ({url})"
     return f"PEPS answered HTTP {status_code} for {url}"
