@@ -274,11 +274,8 @@ def _executor(workers: int, scheduler: str | None):
     enough that the tasks of a product that fails are skipped rather than run, and that an
     interrupted ingest has little work to cancel."""
     if scheduler:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError:
-            raise FullMajaError("--scheduler needs dask's distributed: in the fullmaja-stac checkout, "
-                                "pip install -e '.[dask]'") from None
+        from distributed import Client, LocalCluster  # ingest() checked it is installed, before the catalog
+
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                dashboard_address=None) if scheduler == "local" else None
         try:
