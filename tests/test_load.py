@@ -1,0 +1,256 @@
+"""The analysis-ready loader (issue 25) on products painted with known masks (known_scenes):
+every expectation is a numpy count on the rasters written, read back by nobody but numpy."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from pyproj import Transformer
+
+from fullmaja_stac import load
+from fullmaja_stac.analysis.conditions import LoadError
+from fullmaja_stac.analysis.consume import stackstac_items
+from fullmaja_stac.ingest.run import ingest
+from fullmaja_stac.maja.synthetic import SynthOptions, plan_series, write_product
+from fullmaja_stac.tiles import tile_grid
+
+from known_scenes import NODATA, Painted, paint
+
+SIZE = 60
+SCALE = 0.0001
+
+
+def _write(specs, out: Path, seed: int, edge_of=lambda i: None, cloud_of=lambda i: (5, 5)) -> list[Painted]:
+    painted = []
+    for i, spec in enumerate(specs):
+        folder = write_product(spec, out, SynthOptions(size=SIZE, seed=seed, zipped=False))
+        painted.append(paint(folder, seed * 100 + i, SIZE, edge_of(i), cloud_of(i)))
+    return painted
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    """Four dates of 31TCJ: clouds move, the 2nd has its right third outside the swath."""
+    specs = plan_series("31TCJ", 51, date(2019, 3, 1), date(2019, 3, 24), seed=3, too_cloudy=set(), split=set())[:4]
+    out = tmp_path_factory.mktemp("known")
+    painted = _write(specs, out / "products", 7, edge_of=lambda i: slice(40, None) if i == 1 else None,
+                     cloud_of=lambda i: (5 + 8 * i, 5 + 6 * i))
+    report = ingest([p.folder for p in painted], out / "catalog", workers=2)
+    assert report.ok and len(report.added) == 4, report
+    return out / "catalog", painted
+
+
+def test_clear_fraction_is_numpys_count_of_clear_pixels(series):
+    catalog, painted = series
+    ds = load(catalog, bands=["blue", "red"])
+    expected = [(p.clear("B2") & p.clear("B4")).mean() for p in painted]
+    assert ds.sizes["time"] == 4 and 0 < min(expected) < max(expected) < 1
+    np.testing.assert_array_equal(ds["clear_fraction"].values, expected)
+    # each band NaN exactly where numpy says it is not clear, its values the scaled source
+    for p, t in zip(painted, range(4)):
+        for band, code in (("blue", "B2"), ("red", "B4")):
+            got = ds[band].isel(time=t).values
+            np.testing.assert_array_equal(np.isnan(got), ~p.clear(code))
+            np.testing.assert_allclose(got[p.clear(code)], p.fre[code][p.clear(code)] * SCALE, rtol=1e-6)
+
+
+def test_clear_sky_mean_per_band_is_numpys(series):
+    catalog, painted = series
+    ds = load(catalog, bands=["green", "swir16"], resolution=20, resampling="nearest")
+    green = np.concatenate([p.fre["B3"][p.clear("B3")] for p in painted])
+    # at 20 m the 10 m green is read from its overview-free COG with nearest: compare at 10 m instead
+    ds10 = load(catalog, bands=["green"])
+    assert float(np.nanmean(ds10["green"].values)) == pytest.approx(green.mean() * SCALE, rel=1e-6)
+    swir = np.concatenate([p.fre["B11"][p.clear("B11")] for p in painted])
+    assert float(np.nanmean(ds["swir16"].values)) == pytest.approx(swir.mean() * SCALE, rel=1e-6)
+    assert np.count_nonzero(~np.isnan(ds["swir16"].values)) == swir.size
+
+
+def test_a_20m_band_on_the_10m_grid_is_masked_by_its_own_20m_masks(series):
+    catalog, painted = series
+    ds = load(catalog, bands=["swir16"], resampling="nearest")
+    for t, p in enumerate(painted):
+        clear = np.repeat(np.repeat(p.clear("B11"), 2, axis=0), 2, axis=1)
+        values = np.repeat(np.repeat(p.fre["B11"], 2, axis=0), 2, axis=1) * SCALE
+        got = ds["swir16"].isel(time=t).values
+        np.testing.assert_array_equal(np.isnan(got), ~clear)
+        np.testing.assert_allclose(got[clear], values[clear], rtol=1e-6)
+
+
+def test_min_clear_keeps_exactly_the_dates_at_or_above_it(series):
+    catalog, painted = series
+    fractions = [(p.clear("B4")).mean() for p in painted]
+    threshold = sorted(fractions)[1]  # a date exactly at the threshold stays
+    ds = load(catalog, bands=["red"], min_clear=threshold)
+    kept = [i for i, f in enumerate(fractions) if f >= threshold]
+    assert 0 < len(kept) < 4
+    assert list(ds["item_ids"].values) == [p.folder.name for i, p in enumerate(painted) if i in kept]
+
+
+def test_named_conditions_mask_exactly_their_bits(series):
+    catalog, painted = series
+    water = load(catalog, bands=["nir"], mask=["water", "edge"])
+    snow_topo = load(catalog, bands=["nir"], mask=["snow", "topographic_shadow"])
+    shadows = load(catalog, bands=["nir"], mask="cloud_shadows")
+    none = load(catalog, bands=["nir"], mask="none")
+    for t, p in enumerate(painted):
+        mg2, clm, edg = p.masks["MG2", "R1"], p.masks["CLM", "R1"], p.masks["EDG", "R1"]
+        nodata = p.fre["B8"] == NODATA
+        np.testing.assert_array_equal(np.isnan(water["nir"].isel(time=t).values), (mg2 & 1 != 0) | (edg == 1) | nodata)
+        np.testing.assert_array_equal(np.isnan(snow_topo["nir"].isel(time=t).values), (mg2 & 0b110100 != 0) | nodata)
+        np.testing.assert_array_equal(np.isnan(shadows["nir"].isel(time=t).values), (clm & 0b1100000 != 0) | nodata)
+        np.testing.assert_array_equal(np.isnan(none["nir"].isel(time=t).values), nodata)
+    masks = [(p.masks["MG2", "R1"], p.masks["CLM", "R1"]) for p in painted]
+    assert all((mg2 & 1).any() and (clm & 0b1100000).any() for mg2, clm in masks)
+    assert sum(bool((mg2 & 0b110100).any()) for mg2, _ in masks) == 3  # the 2nd date has them under its edge
+
+
+def test_bits_come_from_each_items_own_bitfields(series):
+    """An item whose MG2 declares water on bit 2 (and snow on bit 0) is masked by bit 2."""
+    catalog, painted = series
+    items = stackstac_items(catalog)
+    for field in items[0]["assets"]["mg2-r1"]["classification:bitfields"]:
+        field["offset"] = {0: 2, 2: 0}.get(field["offset"], field["offset"])
+    ds = load(items, bands=["nir"], mask=["water"], groupby="id")
+    mg2 = painted[0].masks["MG2", "R1"]
+    np.testing.assert_array_equal(np.isnan(ds["nir"].isel(time=0).values), (mg2 & 0b100 != 0) | (painted[0].fre["B8"] == NODATA))
+    mg2 = painted[1].masks["MG2", "R1"]
+    np.testing.assert_array_equal(np.isnan(ds["nir"].isel(time=1).values), (mg2 & 0b1 != 0) | (painted[1].fre["B8"] == NODATA))
+
+
+def test_dates_bbox_and_coordinates(series):
+    catalog, painted = series
+    all_dates = load(catalog, bands=["red"])
+    days = [str(t)[:10] for t in all_dates["time"].values]
+    ds = load(catalog, bands=["red"], start=days[1], end=days[2])
+    assert [str(t)[:10] for t in ds["time"].values] == days[1:3]
+    assert list(ds["tile"].values) == ["31TCJ", "31TCJ"]
+    grid = tile_grid("31TCJ")
+    to_lonlat = Transformer.from_crs(grid.epsg, 4326, always_xy=True)
+    west, north = to_lonlat.transform(grid.ulx + 100, grid.uly - 100)
+    east, south = to_lonlat.transform(grid.ulx + 300, grid.uly - 300)
+    small = load(catalog, bands=["red"], bbox=(west, south, east, north))
+    assert 15 <= small.sizes["x"] <= 25 and 15 <= small.sizes["y"] <= 25
+    with pytest.raises(LoadError, match="no item"):
+        load(catalog, bands=["red"], bbox=(west + 5, south, east + 5, north))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(bands=["ndvi"]), "no asset 'ndvi'; its reflectance bands are blue, green"),
+    (dict(mask=["clouds", "fog"]), "unknown mask condition 'fog'"),
+    (dict(mask="cloudy"), "unknown mask condition 'cloudy'"),
+    (dict(bbox=(3, 44, 2, 43)), "west < east"),
+    (dict(groupby="week"), "groupby='week'"),
+    (dict(crs="EPSG:4326"), "resolution= in degrees"),
+    (dict(start="2030-01-01"), "no item of the 4 given"),
+])
+def test_a_wrong_argument_is_one_clear_error(series, kwargs, message):
+    catalog, _ = series
+    with pytest.raises(LoadError, match=message.replace("(", r"\(")):
+        load(catalog, **{"bands": ["red"], **kwargs})
+
+
+def test_not_a_catalog_is_named(tmp_path):
+    with pytest.raises(LoadError, match="no catalog.json"):
+        load(tmp_path / "nowhere")
+
+
+# -- two items of one solar day, and two UTM zones -------------------------------------------
+@pytest.fixture(scope="module")
+def one_day_two_items(tmp_path_factory):
+    """A split acquisition: two items of 31TCJ 20 s apart, the first with data on columns
+    0-39, the second on 20-59; the first is clouded on 25-35, where the second is clear."""
+    spec = plan_series("31TCJ", 51, date(2019, 3, 1), date(2019, 3, 10), seed=3, too_cloudy=set(), split=set())[0]
+    specs = [spec, replace(spec, acquired=spec.acquired + timedelta(seconds=20))]
+    out = tmp_path_factory.mktemp("split")
+    painted = _write(specs, out / "products", 11, edge_of=lambda i: slice(40, None) if i == 0 else slice(0, 20),
+                     cloud_of=lambda i: (5, 25) if i == 0 else (5, 45))
+    assert ingest([p.folder for p in painted], out / "catalog", workers=2).ok
+    return out / "catalog", painted
+
+
+def test_items_of_one_solar_day_are_each_masked_by_their_own_masks(one_day_two_items):
+    catalog, (first, second) = one_day_two_items
+    ds = load(catalog, bands=["red"])
+    assert ds.sizes["time"] == 1
+    assert ds["item_ids"].values[0] == f"{first.folder.name},{second.folder.name}"
+    got = ds["red"].isel(time=0).values
+    a, b = first.clear("B4"), second.clear("B4")
+    expected = np.where(a, first.fre["B4"] * SCALE, np.where(b, second.fre["B4"] * SCALE, np.nan))
+    np.testing.assert_allclose(got, expected, rtol=1e-6)
+    assert np.isnan(got[5:15, 45:55]).all()  # the second's cloud, where the first has no data
+    assert (a & b).sum() > 400 and (~a & b)[5:15, 25:35].all()  # both clear / the first clouded
+    assert float(ds["clear_fraction"].values[0]) == (a | b).mean()
+    # what odc-stac's own fusing does with the same masks: the first item's EDG covers the right half
+    import odc.stac
+    from fullmaja_stac.analysis.consume import odc_items
+
+    fused = odc.stac.load(odc_items(catalog), bands=["red", "edg-r1", "clm-r1"], groupby="solar_day")
+    assert (fused["edg-r1"].values[0][:, 40:] == 1).all()  # columns 40-59 would be lost
+    # and with groupby="id" the two items stay apart
+    apart = load(catalog, bands=["red"], groupby="id")
+    assert apart.sizes["time"] == 2
+
+
+@pytest.fixture(scope="module")
+def two_zones(tmp_path_factory):
+    """31TGF (zone 31) and 32TKL (zone 32), whose corners are 3.5 km apart, on one date."""
+    spec = plan_series("31TGF", 8, date(2019, 6, 1), date(2019, 6, 12), seed=3, too_cloudy=set(), split=set())[0]
+    specs = [spec, replace(spec, grid=tile_grid("32TKL"))]
+    out = tmp_path_factory.mktemp("zones")
+    painted = _write(specs, out / "products", 13)
+    assert ingest([p.folder for p in painted], out / "catalog", workers=2).ok
+    return out / "catalog", painted
+
+
+def test_two_utm_zones_load_with_crs_and_say_so_without(two_zones):
+    catalog, painted = two_zones
+    with pytest.raises(LoadError, match=r"2 projections \(EPSG:32631, EPSG:32632\): give crs="):
+        load(catalog, bands=["red"])
+    ds = load(catalog, bands=["red"], crs="EPSG:32631", resampling="nearest", groupby="id")
+    assert ds.sizes["time"] == 2
+    # a clear pixel of the output, taken back to its source tile, is the source pixel's value
+    grid = tile_grid("32TKL")
+    to_32 = Transformer.from_crs(32631, 32632, always_xy=True)
+    got = ds["red"].isel(time=[i for i, t in enumerate(ds["tile"].values) if t == "32TKL"][0])
+    ys, xs = np.nonzero(~np.isnan(got.values))
+    assert len(ys) > 1000
+    for k in np.random.default_rng(0).choice(len(ys), 50, replace=False):
+        x, y = to_32.transform(float(got["x"][xs[k]]), float(got["y"][ys[k]]))
+        col, row = int((x - grid.ulx) // 10), int((grid.uly - y) // 10)
+        assert got.values[ys[k], xs[k]] == pytest.approx(painted[1].fre["B4"][row, col] * SCALE, rel=1e-6)
+
+
+def test_a_pystac_client_search_is_a_source(series):
+    """Items as a STAC API returns them (read over HTTP by pystac-client from serve --api)."""
+    pytest.importorskip("fastapi")
+    from pystac_client import Client
+
+    from fullmaja_stac.publish.api.app import ApiServer, build_index
+
+    catalog, painted = series
+    index = build_index(catalog, catalog.parent / "index")
+    with ApiServer(index, port=0) as server, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search = Client.open(server.url).search(collections=["maja-s2-l2a"], max_items=10)
+        ds = load(search, bands=["red"])
+    expected = [(p.clear("B4")).mean() for p in painted]
+    np.testing.assert_array_equal(ds["clear_fraction"].values, expected)
+
+
+def test_masks_written_follow_majas_consistency_rules(series):
+    """The fixtures themselves: a mask pair that breaks MAJA's own rules would test nothing real."""
+    _, painted = series
+    for p in painted:
+        for group in ("R1", "R2"):
+            clm, mg2 = p.masks["CLM", group], p.masks["MG2", group]
+            assert np.array_equal(clm & 1, ((clm >> 1) | (clm >> 5) | (clm >> 6)) & 1)
+            assert np.array_equal((mg2 >> 1) & 1, (clm >> 1) & 1)
+            assert np.array_equal((mg2 >> 3) & 1, ((clm >> 5) | (clm >> 6)) & 1)
