@@ -598,6 +598,59 @@ def fetch(
         raise typer.Exit(1)
 
 
+# ----------------------------------------------------------------------------- analysis
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _mask_option(text: str):
+    return text if text in ("clear", "none") else _names(text)
+
+
+MaskOption = typer.Option("clear", "--mask", help="'clear' (no data gap, CLM = 0, the band's SAT bit = 0), 'none', "
+                          "or a comma list of clouds, cloud_shadows, cirrus, water, snow, topographic_shadow, edge, "
+                          "saturation.")
+
+
+@app.command()
+def timeseries(
+    catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder."),
+    lon: float = typer.Option(..., "--lon", help="Longitude of the place, degrees."),
+    lat: float = typer.Option(..., "--lat", help="Latitude of the place, degrees."),
+    bands: str = typer.Option("red,nir", "--bands", help="Comma list of band assets (red, nir, swir16, red-sre...)."),
+    index: Optional[str] = typer.Option(None, "--index", help="Add an index: ndvi, ndwi, ndmi or nbr."),
+    buffer: float = typer.Option(0.0, "--buffer", help="Average the clear pixels within this many metres (0: the one pixel)."),
+    start: Optional[datetime] = typer.Option(None, formats=DATE_FORMATS, help="First day."),
+    end: Optional[datetime] = typer.Option(None, formats=DATE_FORMATS, help="Last day."),
+    mask: str = MaskOption,
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Write the table here (one row per date, NaN where masked)."),
+    png: Optional[Path] = typer.Option(None, "--png", help="Write a plot here (clear observations, masked dates marked)."),
+) -> None:
+    """The cloud-masked values of one place over time, from MAJA's own masks.
+
+    One row per date: the items, the share of clear pixels, each band's clear reflectance
+    and the index; NaN where the place was masked. Needs the [analysis] extra.
+    """
+    from fullmaja_stac.analysis.timeseries import point_series, require_analysis_extra, write_csv, write_png
+
+    require_analysis_extra()
+    table = point_series(catalog, lon, lat, bands=_names(bands), index=index, buffer=buffer,
+                         start=start.date() if start else None, end=end.date() if end else None, mask=_mask_option(mask))
+    columns = [index] if index else _names(bands)
+    if csv:
+        write_csv(table, csv)
+    if png:
+        write_png(table, png, columns)
+    if not csv:
+        console.print(table.to_string(index=False, na_rep="NaN", float_format=lambda v: f"{v:.4f}"), soft_wrap=True)
+    clear = int(table[columns].notna().all(axis=1).sum())
+    console.print(f"{len(table)} dates, {clear} clear, {len(table) - clear} masked ({table.attrs['pixels']} pixel"
+                  f"{'s' if table.attrs['pixels'] > 1 else ''} at lon {lon}, lat {lat})"
+                  + "".join(f"; wrote {path}" for path in (csv, png) if path), highlight=False, soft_wrap=True)
+
+
 # ----------------------------------------------------------------------------- serve
 
 

@@ -3,7 +3,7 @@ every expectation is a numpy count on the rasters written, read back by nobody b
 
 from __future__ import annotations
 
-import json
+import os
 import warnings
 from dataclasses import replace
 from datetime import date, timedelta
@@ -254,3 +254,70 @@ def test_masks_written_follow_majas_consistency_rules(series):
             assert np.array_equal(clm & 1, ((clm >> 1) | (clm >> 5) | (clm >> 6)) & 1)
             assert np.array_equal((mg2 >> 1) & 1, (clm >> 1) & 1)
             assert np.array_equal((mg2 >> 3) & 1, ((clm >> 5) | (clm >> 6)) & 1)
+
+
+# -- timeseries ------------------------------------------------------------------------------
+def _lonlat_of_pixel(tile: str, row: int, col: int) -> tuple[float, float]:
+    grid = tile_grid(tile)
+    return Transformer.from_crs(grid.epsg, 4326, always_xy=True).transform(grid.ulx + (col + 0.5) * 10,
+                                                                          grid.uly - (row + 0.5) * 10)
+
+
+def test_timeseries_csv_has_a_row_per_date_with_nan_where_masked(series, tmp_path):
+    import csv
+
+    from typer.testing import CliRunner
+
+    from fullmaja_stac.cli import app
+
+    catalog, painted = series
+    row, col = 8, 8  # under the first date's cloud, clear on the others
+    lon, lat = _lonlat_of_pixel("31TCJ", row, col)
+    result = CliRunner().invoke(app, ["timeseries", str(catalog), "--lon", str(lon), "--lat", str(lat),
+                                      "--index", "ndvi", "--csv", str(tmp_path / "t.csv"), "--png", str(tmp_path / "t.png")])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert [r["item_ids"] for r in rows] == [p.folder.name for p in painted]
+    clear = [bool(p.clear("B4")[row, col] and p.clear("B8")[row, col]) for p in painted]
+    assert clear == [False, True, True, True]
+    for r, p, ok in zip(rows, painted, clear):
+        if not ok:
+            assert r["red"] == r["nir"] == r["ndvi"] == "NaN" and r["clear_fraction"] == "0"
+            continue
+        red, nir = p.fre["B4"][row, col] * SCALE, p.fre["B8"][row, col] * SCALE
+        assert float(r["red"]) == pytest.approx(red, rel=1e-5) and float(r["nir"]) == pytest.approx(nir, rel=1e-5)
+        assert float(r["ndvi"]) == pytest.approx((nir - red) / (nir + red), rel=1e-4)
+    with rasterio.open(tmp_path / "t.png") as png:
+        assert png.width > 400 and png.height > 200
+    assert "4 dates, 3 clear, 1 masked" in " ".join(result.output.split())
+
+
+def test_timeseries_buffer_averages_the_clear_pixels_around(series):
+    from fullmaja_stac.analysis.timeseries import point_series
+
+    catalog, painted = series
+    lon, lat = _lonlat_of_pixel("31TCJ", 10, 10)
+    table = point_series(catalog, lon, lat, bands=["red"], buffer=20)  # pixels 8..12 on both axes
+    for value, p in zip(table["red"], painted):
+        window, clear = p.fre["B4"][8:13, 8:13], p.clear("B4")[8:13, 8:13]
+        expected = window[clear].mean() * SCALE if clear.any() else np.nan
+        assert value == pytest.approx(expected, rel=1e-5, nan_ok=True)
+    assert table.attrs["pixels"] == 25
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lon", "2", "--lat", "95"], "not a place on Earth"),
+    (["--lon", "100", "--lat", "10"], "no item of"),
+    (["--lon", "0.4998", "--lat", "44.2233", "--index", "evi"], "use one of ndvi"),
+    (["--lon", "0.4998", "--lat", "44.2233", "--buffer", "-5"], "0 or more"),
+    (["--lon", "0.4998", "--lat", "44.2233", "--mask", "clouds,haze"], "unknown mask condition 'haze'"),
+])
+def test_timeseries_mistakes_are_one_line(series, args, message):
+    import subprocess
+    import sys
+
+    catalog, _ = series
+    result = subprocess.run([sys.executable, "-m", "fullmaja_stac.cli", "timeseries", str(catalog), *args],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert result.returncode == 1 and message in " ".join(result.stderr.split()), result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
