@@ -651,6 +651,34 @@ def timeseries(
                   + "".join(f"; wrote {path}" for path in (csv, png) if path), highlight=False, soft_wrap=True)
 
 
+@app.command()
+def composite(
+    catalog: Path = typer.Argument(Path("catalog"), help="Catalog folder (the composites are added to it)."),
+    period: str = typer.Option("month", "--period", help="Compositing period: month."),
+    start: Optional[datetime] = typer.Option(None, formats=DATE_FORMATS, help="First day."),
+    end: Optional[datetime] = typer.Option(None, formats=DATE_FORMATS, help="Last day."),
+    bands: str = typer.Option("blue,green,red,nir", "--bands", help="Comma list of band assets."),
+    method: str = typer.Option("median", "--method", help="Per-pixel statistic of the clear observations: median."),
+) -> None:
+    """Cloud-free composites per tile and month, added to the catalog as COGs and STAC items.
+
+    Each pixel is the median of the month's clear observations (EDG = 0, CLM = 0, no
+    saturation), nodata where there is none; a count band says how many there were. Written
+    into the catalog's maja-s2-l2a-composite collection; a composite whose sources have not
+    changed is not made again. Needs the [analysis] extra.
+    """
+    from fullmaja_stac.analysis.composite import composite as make_composites
+    from fullmaja_stac.analysis.timeseries import require_analysis_extra
+    from fullmaja_stac.progress import Counter
+
+    require_analysis_extra()
+    with Counter(console, "compositing (blocks of rows)") as progress:
+        report = make_composites(catalog, period=period, start=start.date() if start else None,
+                                 end=end.date() if end else None, bands=_names(bands), method=method, progress=progress)
+    console.print(f"{len(report.written)} composites written, {len(report.unchanged)} already up to date, in "
+                  f"{catalog / 'maja-s2-l2a-composite'}", highlight=False, soft_wrap=True)
+
+
 # ----------------------------------------------------------------------------- serve
 
 

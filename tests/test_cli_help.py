@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from fullmaja_stac.cli import app
 
-COMMANDS = ["synth", "info", "ingest", "export", "validate", "timeseries", "request", "import-log", "status", "resubmit", "forget",
+COMMANDS = ["synth", "info", "ingest", "export", "validate", "timeseries", "composite", "request", "import-log", "status", "resubmit", "forget",
             "download", "emulator", "search", "fetch", "serve", "build-browser", "demo", "publish pgstac"]
 
 

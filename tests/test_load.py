@@ -3,6 +3,7 @@ every expectation is a numpy count on the rasters written, read back by nobody b
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import replace
@@ -321,3 +322,114 @@ def test_timeseries_mistakes_are_one_line(series, args, message):
                             capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "200"})
     assert result.returncode == 1 and message in " ".join(result.stderr.split()), result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+# -- composite -------------------------------------------------------------------------------
+@pytest.fixture()
+def composited(series, tmp_path):
+    import shutil
+
+    from fullmaja_stac.analysis.composite import composite
+
+    catalog, painted = series
+    copy = tmp_path / "catalog"
+    shutil.copytree(catalog, copy)
+    report = composite(copy)
+    return copy, painted, report
+
+
+def test_composite_pixel_is_the_median_of_the_clear_observations(composited):
+    catalog, painted, report = composited
+    assert report.written == ["31TCJ_2019-03_median"] and not report.unchanged
+    folder = catalog / "maja-s2-l2a-composite" / "31TCJ" / "2019-03" / "31TCJ_2019-03_median"
+    codes = {"blue": "B2", "green": "B3", "red": "B4", "nir": "B8"}
+    valid = np.stack([np.logical_and.reduce([p.clear(code) for code in codes.values()]) for p in painted])
+    with rasterio.open(folder / "31TCJ_2019-03_median_count.tif") as src:
+        count = src.read(1)
+    np.testing.assert_array_equal(count, valid.sum(axis=0))
+    assert (count == 0).any() and (count == 4).any()  # the saturated rows of red: no clear observation
+    for band, code in codes.items():
+        stack = np.stack([np.where(ok, p.fre[code], np.nan) for ok, p in zip(valid, painted)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            expected = np.where(count > 0, np.rint(np.nanmedian(stack, axis=0)), NODATA)
+        with rasterio.open(folder / f"31TCJ_2019-03_median_{band}.tif") as src:
+            assert src.nodata == NODATA and src.scales[0] == SCALE and src.dtypes[0] == "int16"
+            np.testing.assert_array_equal(src.read(1), expected)
+    halves = np.isin(count, (2, 4))
+    assert halves.any()  # even counts: the median is a half-sum, rounded to even
+
+
+def test_composite_items_are_valid_stac_linked_to_their_sources(composited):
+    from fullmaja_stac.stac.validate import BUNDLED_SCHEMA_MAP, validate_catalog
+
+    catalog, painted, _ = composited
+    result = validate_catalog(catalog, BUNDLED_SCHEMA_MAP)
+    assert result.ok, result.invalid
+    assert result.by_type == {"CATALOG": 4, "COLLECTION": 2, "ITEM": 5}
+    root = json.loads((catalog / "catalog.json").read_text())
+    assert "./maja-s2-l2a-composite/collection.json" in [link["href"] for link in root["links"]]
+    path = catalog / "maja-s2-l2a-composite/31TCJ/2019-03/31TCJ_2019-03_median/31TCJ_2019-03_median.json"
+    item = json.loads(path.read_text())
+    assert sorted(item["assets"]) == ["blue", "count", "green", "nir", "red", "visual"]
+    assert item["properties"]["start_datetime"].startswith("2019-03-01T00:00:00")
+    assert item["properties"]["end_datetime"].startswith("2019-03-31T23:59:59")
+    sources = [link for link in item["links"] if link["rel"] == "derived_from"]
+    assert [s["title"] for s in sources] == [p.folder.name for p in painted]
+    for link in sources:
+        assert json.loads((path.parent / link["href"]).read_text())["id"] == link["title"]
+    # the L2A readers still see the L2A items only
+    assert len(stackstac_items(catalog)) == 4 and load(catalog, bands=["red"]).sizes["time"] == 4
+
+
+def test_composite_is_incremental_and_survives_repair(composited, tmp_path):
+    from fullmaja_stac.analysis.composite import composite
+    from fullmaja_stac.stac.catalog import repair_catalog
+
+    catalog, _, _ = composited
+    files = {p: p.stat().st_mtime_ns for p in catalog.rglob("*") if p.is_file() and "composite" in str(p)}
+    again = composite(catalog)
+    assert again.unchanged == ["31TCJ_2019-03_median"] and not again.written
+    assert {p: p.stat().st_mtime_ns for p in files} == files
+    repair_catalog(catalog)
+    root = json.loads((catalog / "catalog.json").read_text())
+    assert "./maja-s2-l2a-composite/collection.json" in [link["href"] for link in root["links"]]
+    changed = composite(catalog, bands=["red", "nir"])  # other bands: made again
+    assert changed.written == ["31TCJ_2019-03_median"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(period="week"), "only 'month'"),
+    (dict(method="mean"), "only 'median'"),
+    (dict(bands=["red", "ndvi"]), "no asset 'ndvi'"),
+    (dict(start="2030-01-01"), "no L2A item"),
+])
+def test_composite_mistakes_are_named_and_write_nothing(series, tmp_path, kwargs, message):
+    import shutil
+
+    from fullmaja_stac.analysis.composite import composite
+
+    catalog, _ = series
+    copy = tmp_path / "catalog"
+    shutil.copytree(catalog, copy)
+    with pytest.raises(LoadError, match=message):
+        composite(copy, **kwargs)
+    assert not (copy / "maja-s2-l2a-composite").exists()
+
+
+def test_a_hostile_tile_code_in_an_item_cannot_place_a_composite_outside(series, tmp_path):
+    import shutil
+
+    from fullmaja_stac.analysis.composite import composite
+    from fullmaja_stac.errors import FullMajaError
+
+    catalog, _ = series
+    copy = tmp_path / "catalog"
+    shutil.copytree(catalog, copy)
+    for path in (copy / "maja-s2-l2a").glob("*/*/*/*.json"):
+        doc = json.loads(path.read_text())
+        doc["properties"]["grid:code"] = "MGRS-../../../../escaped"
+        path.write_text(json.dumps(doc))
+    with pytest.raises(FullMajaError, match="cannot name"):
+        composite(copy)
+    assert not list(tmp_path.rglob("escaped*")) and not (copy / "maja-s2-l2a-composite").exists()

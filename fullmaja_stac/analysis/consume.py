@@ -15,6 +15,8 @@ from urllib.parse import quote, unquote, urljoin
 
 import pystac
 
+from fullmaja_stac.stac.constants import COLLECTION_ID
+
 
 def item_files(catalog: Path) -> list[Path]:
     """Item JSON paths reachable from the catalog's links, in link order."""
@@ -48,13 +50,16 @@ def href_under(href: str, catalog: Path, base_url: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(href[len(root):])}" if href.startswith(root) else href
 
 
-def stackstac_items(catalog: str | Path) -> list[dict]:
-    """Items of a local catalog as dicts with absolute asset hrefs, for ``stackstac.stack``."""
-    items = [read_item(path) for path in item_files(Path(catalog))]
-    return sorted(items, key=lambda i: i["properties"]["datetime"])
+def stackstac_items(catalog: str | Path, collection: str = COLLECTION_ID) -> list[dict]:
+    """The L2A items of a local catalog (or those of ``collection``) as dicts with absolute
+    asset hrefs, for ``stackstac.stack``."""
+    items = [item for item in map(read_item, item_files(Path(catalog))) if item.get("collection") == collection]
+    return sorted(items, key=lambda i: (i["properties"].get("datetime") or i["properties"].get("start_datetime"), i["id"]))
 
 
-def odc_items(catalog: str | Path) -> list[pystac.Item]:
-    """Items of a local catalog as pystac Items, for ``odc.stac.load``."""
+def odc_items(catalog: str | Path, collection: str = COLLECTION_ID) -> list[pystac.Item]:
+    """The L2A items of a local catalog (or those of ``collection``) as pystac Items, for
+    ``odc.stac.load``."""
     root = pystac.Catalog.from_file(str(Path(catalog) / "catalog.json" if Path(catalog).is_dir() else catalog))
-    return sorted(root.get_items(recursive=True), key=lambda i: i.datetime)
+    items = [item for item in root.get_items(recursive=True) if item.collection_id == collection]
+    return sorted(items, key=lambda i: (i.datetime or i.common_metadata.start_datetime, i.id))

@@ -107,7 +107,7 @@ def items_of(source: Any) -> list[pystac.Item]:
         path = Path(source)
         if not (path / "catalog.json").is_file() and not path.is_file():
             raise LoadError(f"{path}: no catalog.json here; give the catalog folder that `fullmaja-stac ingest` wrote")
-        return [item for item in odc_items(path) if item.collection_id in (COLLECTION_ID, None)]
+        return odc_items(path, COLLECTION_ID)
     if isinstance(source, pystac.ItemCollection):
         return list(source)
     if hasattr(source, "items") and callable(source.items):  # a pystac-client ItemSearch

@@ -42,6 +42,8 @@ from fullmaja_stac.stac.constants import (
     COLLECTION_DESCRIPTION,
     COLLECTION_ID,
     COLLECTION_TITLE,
+    COMPOSITE_COLLECTION_ID,
+    COMPOSITE_TITLE,
     KEYWORDS,
     LICENSE,
     LICENSE_URL,
@@ -212,11 +214,18 @@ class CatalogStore:
 
     # -- writing -------------------------------------------------------------------------
     def ensure_root(self) -> None:
-        """Create the root catalog and an empty collection if they are missing."""
-        if not read_derived(self.root / "catalog.json", _valid_stac("Catalog"), {}):
+        """Create the root catalog (linking every collection the folder holds) and an empty
+        collection if they are missing."""
+        children = [(COLLECTION_ID, COLLECTION_TITLE)] + [
+            (cid, title) for cid, title in ((COMPOSITE_COLLECTION_ID, COMPOSITE_TITLE),)
+            if (self.root / cid / "collection.json").is_file()]
+        current = read_derived(self.root / "catalog.json", _valid_stac("Catalog"), {})
+        linked = {link.get("href") for link in (current or {}).get("links", []) if link.get("rel") == "child"}
+        if not current or any(f"./{cid}/collection.json" not in linked for cid, _ in children):
             root = pystac.Catalog(ROOT_ID, ROOT_DESCRIPTION, title=ROOT_TITLE)
             root.add_link(pystac.Link("root", "./catalog.json", JSON_TYPE, ROOT_TITLE))
-            root.add_link(pystac.Link("child", f"./{COLLECTION_ID}/collection.json", JSON_TYPE, COLLECTION_TITLE))
+            for cid, title in children:
+                root.add_link(pystac.Link("child", f"./{cid}/collection.json", JSON_TYPE, title))
             write_json(self.root / "catalog.json", root.to_dict(include_self_link=False, transform_hrefs=False))
         collection = read_derived(self.collection_dir / "collection.json", _valid_stac("Collection"), {})
         if collection is None:  # damaged: its item_assets are rebuilt from every item

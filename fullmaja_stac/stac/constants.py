@@ -12,6 +12,8 @@ COLLECTION_DESCRIPTION = (
     "vapour, converted to Cloud-Optimized GeoTIFFs by fullmaja-stac. Reflectance = value x 0.0001 "
     "(raster:bands scale); FRE is slope-corrected (flat) reflectance, SRE the surface reflectance."
 )
+COMPOSITE_COLLECTION_ID = "maja-s2-l2a-composite"  # written by `fullmaja-stac composite`
+COMPOSITE_TITLE = "Cloud-free composites of MAJA Sentinel-2 L2A"
 ROOT_ID = "fullmaja-stac"
 ROOT_TITLE = "MAJA Sentinel-2 L2A catalog"
 ROOT_DESCRIPTION = "Static STAC catalog of MAJA Sentinel-2 L2A time series, written by fullmaja-stac."
