@@ -433,3 +433,18 @@ def test_a_hostile_tile_code_in_an_item_cannot_place_a_composite_outside(series,
     with pytest.raises(FullMajaError, match="cannot name"):
         composite(copy)
     assert not list(tmp_path.rglob("escaped*")) and not (copy / "maja-s2-l2a-composite").exists()
+
+
+def test_readme_load_snippet_runs_on_a_catalog(catalog, monkeypatch):
+    """The README's `load` example, run as written against the shared test catalog."""
+    import re
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = re.search(r"<!-- snippet: load -->\n```python\n(.*?)```", text, re.S).group(1)
+    monkeypatch.chdir(catalog.parent)
+    scope: dict = {}
+    exec(compile(code, "README:load", "exec"), scope)
+    ds = scope["ds"]
+    assert 0 < ds.sizes["time"] < 5 and (ds["clear_fraction"] >= 0.5).all()
+    every = load(catalog, bands=["red", "nir"])
+    assert ds.sizes["time"] == int((every["clear_fraction"] >= 0.5).sum())
