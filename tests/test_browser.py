@@ -107,6 +107,16 @@ def test_stac_browser_shows_collection_and_item(served, catalog, artifacts):
         page.get_by_text("Shown").first.wait_for(timeout=30_000)
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(artifacts / "item-red-on-map.png"))
+        # "Show on map" on a mask (issue 27.6): its 0 ("nothing flagged", no nodata) was drawn black
+        # and opaque over the whole grid; now transparent, flagged pixels white.
+        page.get_by_text("Cloud mask R1").first.click()
+        page.locator("button:visible", has_text="Show on map").first.click()
+        page.get_by_text("Shown").nth(1).wait_for(timeout=30_000)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(2000)
+        mask_png = page.locator(".map-container, .ol-viewport").first.screenshot()
+        (artifacts / "item-clm-on-map.png").write_bytes(mask_png)
+        assert _black_pixels(mask_png) < 0.02, "the mask is drawn as a black map"
         page.get_by_text("Thumbnails").first.click()
         page.screenshot(path=str(artifacts / "item-thumbnail.png"))
         browser.close()
@@ -114,6 +124,17 @@ def test_stac_browser_shows_collection_and_item(served, catalog, artifacts):
     # No basemap is configured (offline), so no request may fail, from any origin.
     assert not our_failures, our_failures
     assert not errors, f"console errors: {errors}"
+
+
+def _black_pixels(png: bytes) -> float:
+    """Share of a screenshot's pixels that are (near) black."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return float((rgb.max(axis=2) < 30).mean())
 
 
 def _image_pixels(png: bytes) -> float:

@@ -448,3 +448,14 @@ def test_readme_load_snippet_runs_on_a_catalog(catalog, monkeypatch):
     assert 0 < ds.sizes["time"] < 5 and (ds["clear_fraction"] >= 0.5).all()
     every = load(catalog, bands=["red", "nir"])
     assert ds.sizes["time"] == int((every["clear_fraction"] >= 0.5).sum())
+
+
+def test_a_lazy_load_gives_the_same_as_an_eager_one(one_day_two_items):
+    """chunks= goes through dask end to end (the per-item masks, the solar-day merge)."""
+    catalog, _ = one_day_two_items
+    eager = load(catalog, bands=["red", "swir16"])
+    lazy = load(catalog, bands=["red", "swir16"], chunks={"x": 32, "y": 32})
+    assert lazy["red"].chunks is not None
+    np.testing.assert_array_equal(lazy["red"].values, eager["red"].values)
+    np.testing.assert_array_equal(lazy["swir16"].values, eager["swir16"].values)
+    np.testing.assert_array_equal(lazy["clear_fraction"].values, eager["clear_fraction"].values)

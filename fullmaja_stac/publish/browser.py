@@ -31,7 +31,23 @@ BASEMAPS_EARTH = """earth: (typeof window !== 'undefined' && window.STAC_BROWSER
     : [],"""
 
 
-BUILD_ID = f"{STAC_BROWSER} ol-stac {OL_STAC_PIN} runtime-basemap"  # a build made otherwise is rebuilt
+# Masks (CLM, MG2, SAT, EDG…) are bitfields with no nodata: ol-stac drew their 0 ("nothing
+# flagged") black and opaque over the whole grid, outside the item too (issue 27.6). An asset
+# with classification:bitfields is drawn transparent where 0 and white where any bit is set.
+# The patch goes where ol-stac turns an asset into its GeoTIFF source (its last statement).
+OL_STAC_FILE = Path("node_modules") / "ol-stac" / "util.js"
+OL_STAC_ANCHOR = "export function getGeoTiffSourceInfoFromAsset("
+OL_STAC_MASK_PATCH = """    // fullmaja-stac: a bitfield mask is transparent where 0, white where any bit is set
+    const bitfields = (typeof asset.getMetadata === 'function' && asset.getMetadata('classification:bitfields'))
+        || asset['classification:bitfields'];
+    if (Array.isArray(bitfields) && bitfields.length > 0) {
+        sourceInfo.nodata = 0;
+        sourceInfo.min = 0;
+        sourceInfo.max = 1;
+    }
+    return sourceInfo;
+"""
+BUILD_ID = f"{STAC_BROWSER} ol-stac {OL_STAC_PIN} runtime-basemap masks-transparent-0"  # a build made otherwise is rebuilt
 BUILD_STAMP = ".fullmaja-stac-build"
 
 
@@ -80,6 +96,7 @@ def build_browser(state_dir: Path, log=print) -> Path:
             '<!-- <script defer="defer" src="/config.js"></script> -->', '<script src="config.js"></script>'))
         log("npm install (a few minutes the first time) …")
         _run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], src)
+        _patch_mask_rendering(src / OL_STAC_FILE)
         log("building …")
         env = {**os.environ, "SB_historyMode": "hash", "SB_pathPrefix": "/browser/", "SB_catalogUrl": ""}
         _run(["npm", "run", "build:minimal"], src, env)
@@ -93,6 +110,16 @@ def build_browser(state_dir: Path, log=print) -> Path:
         shutil.rmtree(target, ignore_errors=True)
         os.replace(staged, target)
     return target
+
+
+def _patch_mask_rendering(util_js: Path) -> None:
+    """Insert :data:`OL_STAC_MASK_PATCH` before the return of ol-stac's source-info function."""
+    text = util_js.read_text(encoding="utf-8")
+    start = text.find(OL_STAC_ANCHOR)
+    end = text.find("    return sourceInfo;\n}", start)
+    if start < 0 or end < 0:
+        raise FullMajaError(f"{util_js} is not the ol-stac {OL_STAC_PIN} this build patches (masks would show black)")
+    util_js.write_text(text[:end] + OL_STAC_MASK_PATCH + text[end + len("    return sourceInfo;\n"):], encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- runtime settings
