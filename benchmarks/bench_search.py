@@ -84,7 +84,19 @@ def _free_port() -> int:
 
 
 def pgstac_server(dsn: str):
-    """stac-fastapi-pgstac in a subprocess (its own process, as it would be deployed)."""
+    """stac-fastapi-pgstac in a subprocess (its own process, as it would be deployed).
+
+    pgstac counts matches (``numberMatched``) only with its ``context`` setting on (off by
+    default since pgstac 0.9); ours always counts, so pgstac is asked to do the same work. Its
+    cache of counts is emptied first: it would answer the counts of an earlier load."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("INSERT INTO pgstac.pgstac_settings (name, value) VALUES ('context', 'on') "
+                     "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value")
+        # pgstac caches a search's count for a day (context_stats_ttl) and a load does not
+        # invalidate it: after the 10 000-item run, the 100 000-item one answered the old counts
+        conn.execute("DELETE FROM pgstac.searches")
     parts = urlsplit(dsn)
     port = _free_port()
     env = {**os.environ, "PGHOST": parts.hostname or "127.0.0.1", "PGPORT": str(parts.port or 5432),
