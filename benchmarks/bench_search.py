@@ -87,16 +87,21 @@ def pgstac_server(dsn: str):
     """stac-fastapi-pgstac in a subprocess (its own process, as it would be deployed).
 
     pgstac counts matches (``numberMatched``) only with its ``context`` setting on (off by
-    default since pgstac 0.9); ours always counts, so pgstac is asked to do the same work. Its
-    cache of counts is emptied first: it would answer the counts of an earlier load."""
+    default since pgstac 0.9), and exactly only below its estimate thresholds; ours always
+    counts exactly, so pgstac is asked to do the same work. Its cache of counts is emptied
+    first: it would answer the counts of an earlier load."""
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO pgstac.pgstac_settings (name, value) VALUES ('context', 'on') "
                      "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value")
-        # pgstac caches a search's count for a day (context_stats_ttl) and a load does not
-        # invalidate it: after the 10 000-item run, the 100 000-item one answered the old counts
-        conn.execute("DELETE FROM pgstac.searches")
+        # Above context_estimated_count / _cost (100 000 by default) pgstac answers the query
+        # planner's estimate instead of counting: after a load, with the statistics of the
+        # earlier 10 000 items, it said 2 000 where 20 000 matched. Ours counts exactly; so must it.
+        for name in ("context_estimated_count", "context_estimated_cost"):
+            conn.execute("INSERT INTO pgstac.pgstac_settings (name, value) VALUES (%s, '1000000000000') "
+                         "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (name,))
+        conn.execute("DELETE FROM pgstac.searches")  # and no count cached from an earlier load
     parts = urlsplit(dsn)
     port = _free_port()
     env = {**os.environ, "PGHOST": parts.hostname or "127.0.0.1", "PGPORT": str(parts.port or 5432),
