@@ -32,7 +32,18 @@ def artifacts(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(catalog, tmp_path_factory):
+def browsed(catalog, tmp_path_factory) -> Path:
+    """The test catalog plus its monthly composites (a second collection for the browser)."""
+    from fullmaja_stac.analysis.composite import composite
+
+    copy = tmp_path_factory.mktemp("browsed") / "catalog"
+    shutil.copytree(catalog, copy)
+    assert composite(copy).written
+    return copy
+
+
+@pytest.fixture(scope="module")
+def served(browsed, tmp_path_factory):
     """`fullmaja-stac serve --browser` as a user runs it, on a free port."""
     import socket
 
@@ -41,7 +52,7 @@ def served(catalog, tmp_path_factory):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "FULLMAJA_STAC_STATE_DIR": str(state)}
-    proc = subprocess.Popen([sys.executable, "-m", "fullmaja_stac.cli", "serve", str(catalog), "--browser",
+    proc = subprocess.Popen([sys.executable, "-m", "fullmaja_stac.cli", "serve", str(browsed), "--browser",
                              "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 900  # the first run builds STAC Browser with npm
@@ -61,11 +72,15 @@ def served(catalog, tmp_path_factory):
     proc.wait(10)
 
 
-def test_stac_browser_shows_collection_and_item(served, catalog, artifacts):
+def test_stac_browser_shows_collection_and_item(served, browsed, artifacts):
+    catalog = browsed
     from playwright.sync_api import sync_playwright
 
-    item_path = sorted(catalog.glob("maja-s2-l2a/*/*/*/*.json"))[0]
-    item = json.loads(item_path.read_text())
+    # A partly cloudy item, so that its cloud mask has both values to draw.
+    items = {path: json.loads(path.read_text()) for path in sorted(catalog.glob("maja-s2-l2a/*/*/*/*.json"))}
+    item_path = min(items, key=lambda path: abs(items[path]["properties"]["eo:cloud_cover"] - 50))
+    item = items[item_path]
+    assert 20 <= item["properties"]["eo:cloud_cover"] <= 80
     rel = item_path.relative_to(catalog).as_posix()
     errors: list[str] = []
     our_failures: list[str] = []
@@ -104,26 +119,56 @@ def test_stac_browser_shows_collection_and_item(served, catalog, artifacts):
         # "Show on map" on a reflectance band loads it (it threw getStatistics errors with ol-stac 1.5).
         page.get_by_text("Flat reflectance (slope-corrected) B4").first.click()
         page.locator("button:visible", has_text="Show on map").first.click()
-        page.get_by_text("Shown").first.wait_for(timeout=30_000)
+        _shown_badge(page, "Flat reflectance (slope-corrected) B4").wait_for(timeout=30_000)
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(artifacts / "item-red-on-map.png"))
         # "Show on map" on a mask (issue 27.6): its 0 ("nothing flagged", no nodata) was drawn black
-        # and opaque over the whole grid; now transparent, flagged pixels white.
+        # and opaque over the whole grid; now transparent, flagged pixels magenta. The item's
+        # clouds cover eo:cloud_cover of its grid, which covers a good part of the map.
         page.get_by_text("Cloud mask R1").first.click()
         page.locator("button:visible", has_text="Show on map").first.click()
-        page.get_by_text("Shown").nth(1).wait_for(timeout=30_000)
+        _shown_badge(page, "Cloud mask R1").wait_for(timeout=30_000)
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(2000)
         mask_png = page.locator(".map-container, .ol-viewport").first.screenshot()
         (artifacts / "item-clm-on-map.png").write_bytes(mask_png)
         assert _black_pixels(mask_png) < 0.02, "the mask is drawn as a black map"
+        assert _magenta_pixels(mask_png) > 0.01, "the mask's flagged pixels are not drawn"
         page.get_by_text("Thumbnails").first.click()
         page.screenshot(path=str(artifacts / "item-thumbnail.png"))
+
+        # A monthly composite (issue 25) shows its median visual on the item map.
+        comp_path = sorted(catalog.glob("maja-s2-l2a-composite/*/*/*/*.json"))[0]
+        comp = json.loads(comp_path.read_text())
+        page.goto(f"{served}/browser/#/{comp_path.relative_to(catalog).as_posix()}")
+        page.get_by_text(comp["properties"]["title"]).first.wait_for(timeout=60_000)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(2000)
+        comp_png = page.locator(".map-container, .ol-viewport").first.screenshot()
+        page.screenshot(path=str(artifacts / "composite.png"), full_page=True)
+        assert _image_pixels(comp_png) > 0.05, "the composite's map shows no image"
+        assert "Clear observations" in page.inner_text("body")
         browser.close()
 
     # No basemap is configured (offline), so no request may fail, from any origin.
     assert not our_failures, our_failures
     assert not errors, f"console errors: {errors}"
+
+
+def _shown_badge(page, asset_title: str):
+    """The "Shown" badge on one asset's header (only the asset on the map has it)."""
+    return page.locator("button.btn-asset", has_text=asset_title).locator(".badge.shown").first
+
+
+def _magenta_pixels(png: bytes) -> float:
+    """Share of a screenshot's pixels drawn in the mask colour (magenta over the map)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    return float(((rgb[..., 0] > 200) & (rgb[..., 1] < 120) & (rgb[..., 2] > 200)).mean())
 
 
 def _black_pixels(png: bytes) -> float:

@@ -33,11 +33,13 @@ BASEMAPS_EARTH = """earth: (typeof window !== 'undefined' && window.STAC_BROWSER
 
 # Masks (CLM, MG2, SAT, EDG…) are bitfields with no nodata: ol-stac drew their 0 ("nothing
 # flagged") black and opaque over the whole grid, outside the item too (issue 27.6). An asset
-# with classification:bitfields is drawn transparent where 0 and white where any bit is set.
-# The patch goes where ol-stac turns an asset into its GeoTIFF source (its last statement).
+# with classification:bitfields is drawn transparent where 0 and magenta where any bit is set
+# (white would vanish on the map's white background when no basemap is configured). Two
+# patches: where ol-stac turns an asset into its GeoTIFF source (its last statement), and
+# where it makes the WebGL layer of that source (the colour).
 OL_STAC_FILE = Path("node_modules") / "ol-stac" / "util.js"
 OL_STAC_ANCHOR = "export function getGeoTiffSourceInfoFromAsset("
-OL_STAC_MASK_PATCH = """    // fullmaja-stac: a bitfield mask is transparent where 0, white where any bit is set
+OL_STAC_MASK_PATCH = """    // fullmaja-stac: a bitfield mask is transparent where 0 (see layer/STAC.js for its colour)
     const bitfields = (typeof asset.getMetadata === 'function' && asset.getMetadata('classification:bitfields'))
         || asset['classification:bitfields'];
     if (Array.isArray(bitfields) && bitfields.length > 0) {
@@ -47,7 +49,17 @@ OL_STAC_MASK_PATCH = """    // fullmaja-stac: a bitfield mask is transparent whe
     }
     return sourceInfo;
 """
-BUILD_ID = f"{STAC_BROWSER} ol-stac {OL_STAC_PIN} runtime-basemap masks-transparent-0"  # a build made otherwise is rebuilt
+OL_STAC_LAYER_FILE = Path("node_modules") / "ol-stac" / "layer" / "STAC.js"
+OL_STAC_LAYER_LINE = "            const layer = new WebGLTileLayer({ source });\n            this.addLayer_(layer, asset);\n"
+OL_STAC_LAYER_PATCH = """            // fullmaja-stac: a bitfield mask is magenta where any bit is set, transparent elsewhere
+            const maskBits = (typeof asset.getMetadata === 'function' && asset.getMetadata('classification:bitfields'))
+                || asset['classification:bitfields'];
+            const layer = (Array.isArray(maskBits) && maskBits.length > 0)
+                ? new WebGLTileLayer({ source, style: { color: ['case', ['>', ['band', 1], 0], [255, 0, 255, 0.8], [0, 0, 0, 0]] } })
+                : new WebGLTileLayer({ source });
+            this.addLayer_(layer, asset);
+"""
+BUILD_ID = f"{STAC_BROWSER} ol-stac {OL_STAC_PIN} runtime-basemap masks-magenta-1"  # a build made otherwise is rebuilt
 BUILD_STAMP = ".fullmaja-stac-build"
 
 
@@ -96,7 +108,7 @@ def build_browser(state_dir: Path, log=print) -> Path:
             '<!-- <script defer="defer" src="/config.js"></script> -->', '<script src="config.js"></script>'))
         log("npm install (a few minutes the first time) …")
         _run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], src)
-        _patch_mask_rendering(src / OL_STAC_FILE)
+        _patch_mask_rendering(src)
         log("building …")
         env = {**os.environ, "SB_historyMode": "hash", "SB_pathPrefix": "/browser/", "SB_catalogUrl": ""}
         _run(["npm", "run", "build:minimal"], src, env)
@@ -112,14 +124,23 @@ def build_browser(state_dir: Path, log=print) -> Path:
     return target
 
 
-def _patch_mask_rendering(util_js: Path) -> None:
-    """Insert :data:`OL_STAC_MASK_PATCH` before the return of ol-stac's source-info function."""
+def _patch_mask_rendering(ol_stac_root: Path) -> None:
+    """Apply :data:`OL_STAC_MASK_PATCH` and :data:`OL_STAC_LAYER_PATCH` to the installed ol-stac.
+
+    Each anchor must be found exactly where ol-stac 1.1.0 has it: a build of another version
+    fails here rather than showing masks black."""
+    util_js = ol_stac_root / OL_STAC_FILE
     text = util_js.read_text(encoding="utf-8")
     start = text.find(OL_STAC_ANCHOR)
     end = text.find("    return sourceInfo;\n}", start)
     if start < 0 or end < 0:
         raise FullMajaError(f"{util_js} is not the ol-stac {OL_STAC_PIN} this build patches (masks would show black)")
     util_js.write_text(text[:end] + OL_STAC_MASK_PATCH + text[end + len("    return sourceInfo;\n"):], encoding="utf-8")
+    layer_js = ol_stac_root / OL_STAC_LAYER_FILE
+    text = layer_js.read_text(encoding="utf-8")
+    if text.count(OL_STAC_LAYER_LINE) != 1:
+        raise FullMajaError(f"{layer_js} is not the ol-stac {OL_STAC_PIN} this build patches (masks would have no colour)")
+    layer_js.write_text(text.replace(OL_STAC_LAYER_LINE, OL_STAC_LAYER_PATCH), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------- runtime settings
