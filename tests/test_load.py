@@ -398,6 +398,22 @@ def test_composite_is_incremental_and_survives_repair(composited, tmp_path):
     assert changed.written == ["31TCJ_2019-03_median"]
 
 
+def test_l2a_readers_neither_read_nor_need_the_composites(composited):
+    """A composite folder deleted by hand (its root link left dangling) must not stop the L2A
+    readers, nor a new composite: they walk only the L2A collection."""
+    import shutil
+
+    from fullmaja_stac.analysis import odc_items, stackstac_items
+    from fullmaja_stac.analysis.composite import composite
+
+    catalog, painted, _ = composited
+    shutil.rmtree(catalog / "maja-s2-l2a-composite")
+    assert len(odc_items(catalog)) == len(stackstac_items(catalog)) == len(painted)
+    assert len(load(catalog, bands=["red"]).time) == len(painted)
+    assert composite(catalog).written == ["31TCJ_2019-03_median"]
+    assert len(stackstac_items(catalog, "maja-s2-l2a-composite")) == 1
+
+
 @pytest.mark.parametrize("kwargs, message", [
     (dict(period="week"), "only 'month'"),
     (dict(method="mean"), "only 'median'"),

@@ -18,19 +18,29 @@ import pystac
 from fullmaja_stac.stac.constants import COLLECTION_ID
 
 
-def item_files(catalog: Path) -> list[Path]:
-    """Item JSON paths reachable from the catalog's links, in link order."""
+def item_files(catalog: Path, collection: str | None = None) -> list[Path]:
+    """Item JSON paths reachable from the catalog's links, in link order.
+
+    With ``collection``, and a root whose child of that id sits in a folder of that name (the
+    layout we write), only that child is walked: the L2A readers then neither read the
+    composites nor depend on them (a composite folder deleted by hand breaks nothing else)."""
     root = Path(catalog)
     start = root / "catalog.json" if root.is_dir() else root
     seen: list[Path] = []
     stack = [start.resolve()]
+    first = True
     while stack:
         path = stack.pop(0)
         doc = json.loads(path.read_text(encoding="utf-8"))
-        for link in doc.get("links", []):
-            if link.get("rel") in ("child", "item"):
-                target = (path.parent / link["href"]).resolve()
-                (seen.append(target) if link["rel"] == "item" else stack.append(target))
+        links = [link for link in doc.get("links", []) if link.get("rel") in ("child", "item")]
+        if first and collection:
+            own = [link for link in links if link["rel"] == "child"
+                   and Path(link["href"]).parent.name == collection]
+            links = own or links
+        first = False
+        for link in links:
+            target = (path.parent / link["href"]).resolve()
+            (seen.append(target) if link["rel"] == "item" else stack.append(target))
     return seen
 
 
@@ -53,13 +63,13 @@ def href_under(href: str, catalog: Path, base_url: str) -> str:
 def stackstac_items(catalog: str | Path, collection: str = COLLECTION_ID) -> list[dict]:
     """The L2A items of a local catalog (or those of ``collection``) as dicts with absolute
     asset hrefs, for ``stackstac.stack``."""
-    items = [item for item in map(read_item, item_files(Path(catalog))) if item.get("collection") == collection]
+    items = [item for item in map(read_item, item_files(Path(catalog), collection)) if item.get("collection") == collection]
     return sorted(items, key=lambda i: (i["properties"].get("datetime") or i["properties"].get("start_datetime"), i["id"]))
 
 
 def odc_items(catalog: str | Path, collection: str = COLLECTION_ID) -> list[pystac.Item]:
     """The L2A items of a local catalog (or those of ``collection``) as pystac Items, for
     ``odc.stac.load``."""
-    root = pystac.Catalog.from_file(str(Path(catalog) / "catalog.json" if Path(catalog).is_dir() else catalog))
-    items = [item for item in root.get_items(recursive=True) if item.collection_id == collection]
+    items = [item for item in map(lambda path: pystac.Item.from_file(str(path)), item_files(Path(catalog), collection))
+             if item.collection_id == collection]
     return sorted(items, key=lambda i: (i.datetime or i.common_metadata.start_datetime, i.id))
