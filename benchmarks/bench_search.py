@@ -99,9 +99,12 @@ def pgstac_server(dsn: str):
         # planner's estimate instead of counting: after a load, with the statistics of the
         # earlier 10 000 items, it said 2 000 where 20 000 matched. Ours counts exactly; so must it.
         for name in ("context_estimated_count", "context_estimated_cost"):
-            conn.execute("INSERT INTO pgstac.pgstac_settings (name, value) VALUES (%s, '1000000000000') "
+            conn.execute("INSERT INTO pgstac.pgstac_settings (name, value) VALUES (%s, '2000000000') "
                          "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value", (name,))
-        conn.execute("DELETE FROM pgstac.searches")  # and no count cached from an earlier load
+        # and no count cached from an earlier load: pgstac keeps them per filter in search_wheres
+        # (context_stats_ttl, a day), and a load does not clear them
+        conn.execute("DELETE FROM pgstac.searches")
+        conn.execute("DELETE FROM pgstac.search_wheres")
     parts = urlsplit(dsn)
     port = _free_port()
     env = {**os.environ, "PGHOST": parts.hostname or "127.0.0.1", "PGPORT": str(parts.port or 5432),
