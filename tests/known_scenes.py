@@ -2,9 +2,12 @@
 water, for the analysis-ready loader's tests: every expectation is a numpy count on these
 arrays, never the loader's own output.
 
-The masks follow the consistency rules MAJA's code implies (CLM bit 0 = bit 1 | 5 | 6, MG2
-bit 1 = CLM bit 1, MG2 bit 3 = CLM bit 5 | 6), are zero outside the swath (EDG = 1) as MAJA
-writes them, and the 20 m masks are the 10 m ones aggregated (any of 2 × 2).
+The masks follow the consistency rules MAJA's code implies (CLM bit 0 set wherever bit 1, 5
+or 6 is, MG2 bit 1 = CLM bit 1, MG2 bit 3 = CLM bit 5 | 6), are zero outside the swath
+(EDG = 1) as MAJA writes them, and the 20 m masks are the 10 m ones aggregated (any of
+2 × 2). Real MUSCATE CLMs also hold pixels whose summary bit 0 is set alone (value 1: 26 of
+299 200 pixels in 4 of 187 real cropped CLM_R2 masks, product versions V1-1 to V2-2, checked
+by hand; docs/NOTES.md), and thinnest-cloud pixels (bit 4) outside bit 0: both are painted.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ def paint(folder: Path, seed: int, size: int, edge_columns: slice | None = None,
     clm[r + 20:r + 24, c + 2:c + 8] |= 0b1000001  # shadows of clouds outside the image (bit 6)
     clm[30:34, 30:40] |= 0b10000011  # cirrus (bit 7), part of all clouds
     clm[40:42, 40:50] |= 0b10000  # thinnest clouds only (bit 4): not in bit 0, still not clear
+    clm[44:46, 44:46] |= 0b1  # the summary bit alone, as in real CLMs: no named condition, not clear
     clm[edg == 1] = 0
     mg2 = np.zeros_like(clm)
     mg2[size - 6:, :] |= 0b1  # water

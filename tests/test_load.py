@@ -113,6 +113,21 @@ def test_named_conditions_mask_exactly_their_bits(series):
     assert sum(bool((mg2 & 0b110100).any()) for mg2, _ in masks) == 3  # the 2nd date has them under its edge
 
 
+def test_clear_masks_a_cloud_summary_bit_set_alone_and_named_conditions_do_not(series):
+    """Real CLMs hold pixels with only the summary bit 0 set. "clear" (CLM = 0) masks them; the
+    named cloud conditions, which are the detail bits, leave them, as they say."""
+    catalog, painted = series
+    clear = load(catalog, bands=["red"], mask="clear")
+    named = load(catalog, bands=["red"], mask=["clouds", "cloud_shadows", "cirrus", "edge", "saturation"])
+    checked = 0
+    for t, p in enumerate(painted):
+        alone = (p.masks["CLM", "R1"] == 1) & (p.fre["B4"] != NODATA)
+        checked += int(alone.sum())
+        assert np.isnan(clear["red"].isel(time=t).values[alone]).all()
+        assert not np.isnan(named["red"].isel(time=t).values[alone]).any()
+    assert checked > 0
+
+
 def test_bits_come_from_each_items_own_bitfields(series):
     """An item whose MG2 declares water on bit 2 (and snow on bit 0) is masked by bit 2."""
     catalog, painted = series
@@ -252,9 +267,11 @@ def test_masks_written_follow_majas_consistency_rules(series):
     for p in painted:
         for group in ("R1", "R2"):
             clm, mg2 = p.masks["CLM", group], p.masks["MG2", group]
-            assert np.array_equal(clm & 1, ((clm >> 1) | (clm >> 5) | (clm >> 6)) & 1)
+            components = ((clm >> 1) | (clm >> 5) | (clm >> 6)) & 1
+            assert np.all((clm & 1) >= components)  # bit 0 wherever 1, 5 or 6; alone in a few pixels
             assert np.array_equal((mg2 >> 1) & 1, (clm >> 1) & 1)
             assert np.array_equal((mg2 >> 3) & 1, ((clm >> 5) | (clm >> 6)) & 1)
+    assert sum(np.count_nonzero(p.masks["CLM", "R1"] == 1) for p in painted) > 0  # the summary bit alone
 
 
 # -- timeseries ------------------------------------------------------------------------------
