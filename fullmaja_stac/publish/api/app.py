@@ -518,6 +518,7 @@ class _StacApi:
 HEAD_TIMEOUT = 10.0  # seconds from a connection's start (or its last answer) to a complete request head
 MAX_WAITING = 256  # connections waiting for a request; beyond, the one that waited longest is closed
 MAX_CONCURRENCY = MAX_WAITING + 200  # uvicorn's 503 limit counts open connections too
+STOP_GRACE_SECONDS = 3  # what a request in flight gets to finish when the server stops
 
 
 def _guarded_protocol():
@@ -607,8 +608,11 @@ class ApiServer:
             self.socket.close()
             raise FullMajaError(f"cannot listen on {host}:{port} ({exc.strerror}); try another --port") from None
         self.host, self.port = host, self.socket.getsockname()[1]
+        # timeout_graceful_shutdown: a stop waits this long for requests in flight, then cuts
+        # them (uvicorn would otherwise wait for every connection, however long it takes)
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", backlog=512,
-                                timeout_keep_alive=15, limit_concurrency=MAX_CONCURRENCY, http=_guarded_protocol())
+                                timeout_keep_alive=15, limit_concurrency=MAX_CONCURRENCY, http=_guarded_protocol(),
+                                timeout_graceful_shutdown=STOP_GRACE_SECONDS)
         self.server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -650,9 +654,12 @@ class ApiServer:
             self.stop()
 
     def stop(self) -> None:
+        """Stop serving; bounded: requests in flight get STOP_GRACE_SECONDS, and a second call
+        (Ctrl-C during the first) returns at once."""
+        first = not self.server.should_exit
         self.server.should_exit = True
-        if self._thread:
-            self._thread.join(timeout=10)
+        if first and self._thread:
+            self._thread.join(timeout=STOP_GRACE_SECONDS + 5)
         self.socket.close()
 
     def __enter__(self) -> ApiServer:
