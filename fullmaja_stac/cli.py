@@ -611,7 +611,7 @@ def _mask_option(text: str):
 
 MaskOption = typer.Option("clear", "--mask", help="'clear' (no data gap, CLM = 0, the band's SAT bit = 0), 'none', "
                           "or a comma list of clouds, cloud_shadows, cirrus, water, snow, topographic_shadow, edge, "
-                          "saturation.")
+                          "saturation, and clear itself (clear,snow: clear and no snow).")
 
 
 @app.command()

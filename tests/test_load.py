@@ -128,6 +128,15 @@ def test_clear_masks_a_cloud_summary_bit_set_alone_and_named_conditions_do_not(s
     assert checked > 0
 
 
+def test_clear_plus_a_condition_is_clear_and_that_condition(series):
+    catalog, painted = series
+    ds = load(catalog, bands=["red"], mask=["clear", "snow"])
+    for t, p in enumerate(painted):
+        snow = (p.masks["MG2", "R1"] & 0b100) != 0
+        np.testing.assert_array_equal(np.isnan(ds["red"].isel(time=t).values), ~p.clear("B4") | snow)
+    assert any(((p.masks["MG2", "R1"] & 0b100) != 0)[p.clear("B4")].any() for p in painted)  # snow adds pixels
+
+
 def test_bits_come_from_each_items_own_bitfields(series):
     """An item whose MG2 declares water on bit 2 (and snow on bit 0) is masked by bit 2."""
     catalog, painted = series

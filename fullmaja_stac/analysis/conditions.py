@@ -59,18 +59,18 @@ CLEAR = ("edge", "saturation", "clouds", "cloud_shadows", "cirrus")
 def resolve(mask: str | tuple[str, ...] | list[str] | set[str]) -> list[Condition]:
     """The conditions a ``mask=`` argument asks for."""
     if isinstance(mask, str):
-        if mask == "clear":
-            return [CONDITIONS[name] for name in CLEAR] + [CLM_SUMMARY]
         if mask == "none":
             return []
         names = [mask]
     else:
         names = list(mask)
-    unknown = [name for name in names if name not in CONDITIONS]
+    unknown = [name for name in names if name not in CONDITIONS and name != "clear"]
     if unknown:
         raise LoadError(f"unknown mask condition {', '.join(map(repr, unknown))}: use 'clear', 'none' or a "
-                        f"list of {', '.join(CONDITIONS)}")
-    return [CONDITIONS[name] for name in dict.fromkeys(names)]
+                        f"list of {', '.join(CONDITIONS)} (with 'clear' in it to add to it, e.g. clear,snow)")
+    # "clear" in a list stands for its conditions, so that clear + snow is ["clear", "snow"]
+    expanded = [n for name in names for n in ((*CLEAR, "clear-summary") if name == "clear" else (name,))]
+    return [CLM_SUMMARY if name == "clear-summary" else CONDITIONS[name] for name in dict.fromkeys(expanded)]
 
 
 def band_code(asset: pystac.Asset) -> str | None:
