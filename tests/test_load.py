@@ -477,6 +477,63 @@ def test_a_hostile_tile_code_in_an_item_cannot_place_a_composite_outside(series,
     assert not list(tmp_path.rglob("escaped*")) and not (copy / "maja-s2-l2a-composite").exists()
 
 
+def _set_bitfield(doc, **change):
+    for field in doc["assets"]["clm-r1"]["classification:bitfields"]:
+        if field["name"] == "all_clouds":
+            field.update(change)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: _set_bitfield(d, offset=9), "bits 0x2fd that its uint8 values cannot hold"),
+    (lambda d: _set_bitfield(d, offset=-1), r"Expected `int` >= 0 - at `\$.classification:bitfields\[1\].offset`"),
+    (lambda d: _set_bitfield(d, offset=100, length=64), "<= 31"),
+    (lambda d: _set_bitfield(d, offset=30, length=4), "ends at bit 34"),
+    (lambda d: _set_bitfield(d, offset=True), "got `bool`"),
+    (lambda d: _set_bitfield(d, length="1"), "got `str`"),
+    (lambda d: d["assets"]["clm-r1"]["classification:bitfields"][1].pop("offset"), "missing required field `offset`"),
+    (lambda d: d["assets"]["clm-r1"].update({"classification:bitfields": {"a": 1}}), "got `object`"),
+    (lambda d: d["assets"]["red"]["raster:bands"][0].update(scale="0.0001"), r"raster:bands\[0\].scale"),
+    (lambda d: d["assets"]["red"].update({"eo:bands": "B4"}), r"at `\$.eo:bands`"),
+    (lambda d: d["assets"]["red"].update({"eo:bands": [{"name": 4}]}), r"eo:bands\[0\].name"),
+    (lambda d: d.update(bbox=["w", "s", "e", "n"]), "bbox is not 4 or 6 numbers"),
+])
+def test_an_item_with_damaged_fields_is_one_error_naming_it(series, tmp_path, damage, message):
+    """Items come from anywhere (a copied catalog, a STAC API): the fields load computes with
+    are checked once, and a wrong one is a LoadError naming the item and where, not a
+    traceback from numpy or a mask applied on the wrong bits."""
+    import shutil
+
+    catalog, painted = series
+    copy = tmp_path / "catalog"
+    shutil.copytree(catalog, copy)
+    path = sorted((copy / "maja-s2-l2a").glob("*/*/*/*.json"))[0]
+    doc = json.loads(path.read_text())
+    damage(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(LoadError, match=message) as raised:
+        load(copy, bands=["red"])
+    assert doc["id"] in str(raised.value) and "damaged" in str(raised.value)
+
+
+def test_a_damaged_item_is_one_line_from_the_cli(series, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    catalog, painted = series
+    copy = tmp_path / "catalog"
+    shutil.copytree(catalog, copy)
+    path = sorted((copy / "maja-s2-l2a").glob("*/*/*/*.json"))[0]
+    doc = json.loads(path.read_text())
+    _set_bitfield(doc, offset=-1)
+    path.write_text(json.dumps(doc))
+    lon, lat = _lonlat_of_pixel("31TCJ", 30, 30)
+    done = subprocess.run([sys.executable, "-m", "fullmaja_stac.cli", "timeseries", str(copy), "--lon", str(lon),
+                           "--lat", str(lat)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert doc["id"] in done.stderr + done.stdout
+
+
 def test_readme_load_snippet_runs_on_a_catalog(catalog, monkeypatch):
     """The README's `load` example, run as written against the shared test catalog."""
     import re

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pystac
-from pystac.extensions.classification import ClassificationExtension
 
 from fullmaja_stac.errors import FullMajaError
+from fullmaja_stac.trust.records import RecordError, mask_bitfields
 
 
 class LoadError(FullMajaError):
@@ -84,11 +84,11 @@ def band_code(asset: pystac.Asset) -> str | None:
 
 def bit_value(item: pystac.Item, key: str, names: tuple[str, ...], required: bool = True) -> int:
     """The OR of the bits that ``names`` have in asset ``key``'s classification:bitfields."""
-    asset = item.assets[key]
     try:
-        fields = ClassificationExtension.ext(asset).bitfields or []
-    except pystac.ExtensionNotImplemented:
-        fields = []
+        fields = mask_bitfields(item.assets[key].extra_fields.get("classification:bitfields"),
+                                f"item {item.id}: asset {key!r}")
+    except RecordError as exc:
+        raise LoadError(f"{exc}; the item is damaged") from None
     value = 0
     for field in fields:
         if field.name in names:

@@ -100,7 +100,21 @@ def load(source: Any, *, bbox: tuple[float, float, float, float] | None = None,
 
 # -- items ---------------------------------------------------------------------------------
 def items_of(source: Any) -> list[pystac.Item]:
-    """pystac Items from any of the sources :func:`load` accepts."""
+    """pystac Items from any of the sources :func:`load` accepts, each checked once: the
+    fields computed with (bbox, raster:bands, eo:bands, classification:bitfields) are of their
+    shape, or a LoadError names the item, the asset and the field."""
+    from fullmaja_stac.trust.records import RecordError, check_item_fields
+
+    items = _items_of(source)
+    for item in items:
+        try:
+            check_item_fields(item.id, item.bbox, {key: asset.extra_fields for key, asset in item.assets.items()})
+        except RecordError as exc:
+            raise LoadError(f"{exc}; the item is damaged") from None
+    return items
+
+
+def _items_of(source: Any) -> list[pystac.Item]:
     if isinstance(source, (str, os.PathLike)):
         from fullmaja_stac.analysis.consume import odc_items
 
@@ -236,6 +250,9 @@ def _masked(raw, items: list[pystac.Item], band: str, keys: dict[str, str], cond
             for condition in (c for c in conditions if c.family == family):
                 names = condition.bitfields or (saturation_bitfield(item, band),)
                 value |= bit_value(item, key, names, required=condition.required)
+            if value >= 1 << (8 * raw[key].dtype.itemsize):
+                raise LoadError(f"item {item.id}: asset {key!r} declares bits {value:#x} that its "
+                                f"{raw[key].dtype} values cannot hold; the item is damaged")
             bits.append(value)
         hit = (raw[key] & _per_item(bits, raw[key].dtype)) != 0
         bad = hit if bad is None else bad | hit

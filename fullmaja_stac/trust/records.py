@@ -13,6 +13,7 @@ dependency; pydantic would do the same with a larger install for no gain here.
 
 from __future__ import annotations
 
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import msgspec
@@ -82,6 +83,69 @@ class RestoError(msgspec.Struct):
 
     ErrorCode: int | str | None = None
     ErrorMessage: str | None = None
+
+
+# ----------------------------------------------------------------------------- STAC items read back
+
+
+class MaskBitfield(msgspec.Struct):
+    """One ``classification:bitfields`` entry of a mask asset, as the analysis stage reads it
+    from an item that may come from anywhere (a catalog on disk, a STAC API)."""
+
+    name: str
+    offset: Annotated[int, msgspec.Meta(ge=0, le=31)]
+    length: Annotated[int, msgspec.Meta(ge=1, le=32)]
+
+
+def mask_bitfields(value: object, what: str) -> list[MaskBitfield]:
+    """An asset's ``classification:bitfields`` as records (none if absent), or a RecordError
+    naming ``what`` and the path of the first wrong entry."""
+    if value is None:
+        return []
+    try:
+        fields = msgspec.convert(value, list[MaskBitfield])
+    except msgspec.ValidationError as exc:
+        raise RecordError(f"{what} classification:bitfields is not a list of bitfields: {exc}") from None
+    for field in fields:
+        if field.offset + field.length > 32:
+            raise RecordError(f"{what} bitfield {shown(field.name)} ends at bit {field.offset + field.length}, "
+                              "past a mask's 32 bits")
+    return fields
+
+
+class RasterBandFields(msgspec.Struct):
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | str | None = None  # "nan", "inf" are allowed by the raster extension
+
+
+class EoBandFields(msgspec.Struct):
+    name: str | None = None
+
+
+class AssetFields(msgspec.Struct):
+    """The fields of an asset the analysis stage computes with."""
+
+    raster_bands: list[RasterBandFields] | None = msgspec.field(default=None, name="raster:bands")
+    eo_bands: list[EoBandFields] | None = msgspec.field(default=None, name="eo:bands")
+    bitfields: list[MaskBitfield] | None = msgspec.field(default=None, name="classification:bitfields")
+
+
+def check_item_fields(item_id: str, bbox: object, assets: dict) -> None:
+    """Refuse, in one line naming the item, asset and path, an item whose bbox or whose
+    assets' raster:bands, eo:bands or classification:bitfields are not of their shape; the
+    analysis stage reads them only after this check (``assets``: key -> extra fields)."""
+    if bbox is not None:
+        try:
+            msgspec.convert(bbox, Annotated[list[float], msgspec.Meta(min_length=4, max_length=6)])
+        except msgspec.ValidationError as exc:
+            raise RecordError(f"item {shown(item_id)}: its bbox is not 4 or 6 numbers: {exc}") from None
+    for key, fields in assets.items():
+        try:
+            msgspec.convert(fields, AssetFields)
+        except msgspec.ValidationError as exc:
+            raise RecordError(f"item {shown(item_id)}: asset {shown(key)} is not of the expected shape: {exc}") from None
+        mask_bitfields(fields.get("classification:bitfields"), f"item {shown(item_id)}: asset {shown(key)}")
 
 
 def resto_error(data: bytes) -> RestoError | None:
