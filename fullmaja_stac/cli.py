@@ -621,7 +621,7 @@ def timeseries(
     lat: float = typer.Option(..., "--lat", help="Latitude of the place, degrees."),
     bands: str = typer.Option("red,nir", "--bands", help="Comma list of band assets (red, nir, swir16, red-sre...)."),
     index: Optional[str] = typer.Option(None, "--index", help="Add an index: ndvi, ndwi, ndmi or nbr."),
-    buffer: float = typer.Option(0.0, "--buffer", help="Average the clear pixels within this many metres (0: the one pixel)."),
+    buffer: float = typer.Option(0.0, "--buffer", help="Average the clear pixels within this many metres, up to 2000 (0: the one pixel)."),
     start: Optional[datetime] = typer.Option(None, formats=DATE_FORMATS, help="First day."),
     end: Optional[datetime] = typer.Option(None, formats=DATE_FORMATS, help="Last day."),
     mask: str = MaskOption,

@@ -175,6 +175,7 @@ def test_dates_bbox_and_coordinates(series):
     (dict(groupby="week"), "groupby='week'"),
     (dict(crs="EPSG:4326"), "resolution= in degrees"),
     (dict(start="2030-01-01"), "no item of the 4 given"),
+    (dict(start="2019-03-20", end="2019-03-19"), "is before the start"),
 ])
 def test_a_wrong_argument_is_one_clear_error(series, kwargs, message):
     catalog, _ = series
@@ -336,7 +337,9 @@ def test_timeseries_buffer_averages_the_clear_pixels_around(series):
     (["--lon", "2", "--lat", "95"], "not a place on Earth"),
     (["--lon", "100", "--lat", "10"], "no item of"),
     (["--lon", "0.4998", "--lat", "44.2233", "--index", "evi"], "use one of ndvi"),
-    (["--lon", "0.4998", "--lat", "44.2233", "--buffer", "-5"], "0 or more"),
+    (["--lon", "0.4998", "--lat", "44.2233", "--buffer", "-5"], "from 0 to 2000"),
+    (["--lon", "0.4998", "--lat", "44.2233", "--buffer", "50000"], "from 0 to 2000"),
+    (["--lon", "0.4998", "--lat", "44.2233", "--start", "2019-03-20", "--end", "2019-03-01"], "is before the start"),
     (["--lon", "0.4998", "--lat", "44.2233", "--mask", "clouds,haze"], "unknown mask condition 'haze'"),
 ])
 def test_timeseries_mistakes_are_one_line(series, args, message):
@@ -445,6 +448,7 @@ def test_l2a_readers_neither_read_nor_need_the_composites(composited):
     (dict(method="mean"), "only 'median'"),
     (dict(bands=["red", "ndvi"]), "no asset 'ndvi'"),
     (dict(start="2030-01-01"), "no L2A item"),
+    (dict(start="2019-03-20", end="2019-03-01"), "is before the start"),
 ])
 def test_composite_mistakes_are_named_and_write_nothing(series, tmp_path, kwargs, message):
     import shutil

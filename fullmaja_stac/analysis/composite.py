@@ -25,7 +25,7 @@ import numpy as np
 import pystac
 
 from fullmaja_stac.analysis.conditions import LoadError
-from fullmaja_stac.analysis.load import _day_end, _day_start, _tile, items_of, load
+from fullmaja_stac.analysis.load import _date_range, _tile, items_of, load
 from fullmaja_stac.jsonio import read_json, write_json
 from fullmaja_stac.stac.catalog import CatalogStore
 from fullmaja_stac.trust.paths import within
@@ -59,7 +59,7 @@ def composite(catalog: Path, *, period: str = "month", start=None, end=None,
                         "described in docs/NOTES.md)")
     bands = list(dict.fromkeys(bands))
     root = Path(catalog)
-    first, last = _day_start(start), _day_end(end)
+    first, last = _date_range(start, end)
     groups: dict[tuple[str, str], list[pystac.Item]] = defaultdict(list)
     for item in items_of(root):
         if (first is None or item.datetime >= first) and (last is None or item.datetime < last):

@@ -69,7 +69,7 @@ def load(source: Any, *, bbox: tuple[float, float, float, float] | None = None,
         raise LoadError("no band asked: give bands=, e.g. ['red', 'nir']")
     conditions = resolve(mask)
     area = _area_lonlat(bbox, geobox)
-    items = _select(items_of(source), _day_start(start), _day_end(end), area)
+    items = _select(items_of(source), *_date_range(start, end), area)
     _check_bands(items, bands)
     if geobox is None:
         crs = _output_crs(items, crs, resolution)
@@ -129,6 +129,15 @@ def _items_of(source: Any) -> list[pystac.Item]:
     if isinstance(source, (pystac.Item, dict)):
         source = [source]
     return [item if isinstance(item, pystac.Item) else pystac.Item.from_dict(item) for item in source]
+
+
+def _date_range(start, end) -> tuple[datetime | None, datetime | None]:
+    """The first instant of ``start`` and the first after ``end``; an end before the start is
+    a mistake said as such, not an empty answer."""
+    first, last = _day_start(start), _day_end(end)
+    if first is not None and last is not None and last <= first:
+        raise LoadError(f"the end ({end}) is before the start ({start})")
+    return first, last
 
 
 def _day_start(value) -> datetime | None:

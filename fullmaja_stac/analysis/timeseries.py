@@ -17,6 +17,8 @@ from fullmaja_stac.analysis.conditions import LoadError
 from fullmaja_stac.analysis.load import items_of, load
 from fullmaja_stac.jsonio import write_atomic
 
+MAX_BUFFER_M = 2000.0  # 401 x 401 pixels at 10 m: a place; an area is load()'s work
+
 # normalized differences (a - b) / (a + b) of two bands, by the catalog's asset names
 INDICES: dict[str, tuple[str, str]] = {
     "ndvi": ("nir", "red"),
@@ -52,8 +54,9 @@ def point_series(source, lon: float, lat: float, *, bands: Iterable[str] = ("red
 
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise LoadError(f"--lon {lon} --lat {lat} is not a place on Earth: give degrees (lon -180..180, lat -90..90)")
-    if buffer < 0:
-        raise LoadError(f"--buffer {buffer}: give a distance in metres, 0 or more")
+    if not 0 <= buffer <= MAX_BUFFER_M:
+        raise LoadError(f"--buffer {buffer}: give a distance in metres from 0 to {MAX_BUFFER_M:g} (a place, not an "
+                        "area: fullmaja_stac.load(..., bbox=...) loads areas)")
     bands = list(dict.fromkeys(bands))
     if index is not None:
         if index not in INDICES:
