@@ -7,8 +7,9 @@ band's SAT bit = 0, a value), so the bands of one composite pixel come from the 
 The median is taken on the integer values the L2A COGs store (scale/offset undone exactly),
 so a composite pixel is a stored value or the half-sum of two; halves round to even.
 
-Work goes by blocks of rows of the tile's grid (:data:`BLOCK_ROWS`), so a full 10980 px tile
-of a month of dates needs a few hundred MB, whatever the month holds. Incremental like
+Work goes by blocks of rows of the tile's grid, as many rows as :data:`MEMORY_BUDGET` allows
+for the month's number of dates (about :data:`BYTES_PER_SAMPLE` per pixel, date and band,
+measured), so a full 10980 px tile of a busy month stays within the budget. Incremental like
 ingest: a composite whose sources, bands and method have not changed is not made again.
 """
 
@@ -33,7 +34,11 @@ from fullmaja_stac.stac.composite import (
     CompositeRaster, CompositeSpec, composite_item, item_dir, write_composite_catalogs,
 )
 
-BLOCK_ROWS = 1024  # a 10980 px wide block of a band is 45 MB per date as float32
+MEMORY_BUDGET = 1 << 30  # bytes a block may take (the loaded stack and its copies)
+# Peak bytes per pixel, date and band in a block: odc-stac's reads, the float32 reflectance,
+# the stack of stored integers and the median's copy (tracemalloc: 60 for 4 bands, 6 dates).
+BYTES_PER_SAMPLE = 16
+MIN_BLOCK_ROWS = 16
 METHODS = ("median",)
 PERIODS = ("month",)
 NODATA = -10000
@@ -79,7 +84,7 @@ def composite(catalog: Path, *, period: str = "month", start=None, end=None,
             same = (props.get("fullmaja:sources") == [i for i, _ in spec.sources]
                     and props.get("fullmaja:bands") == bands and props.get("fullmaja:method") == method)
             (report.unchanged.append(spec.item_id) if same else todo.append((spec, group)))
-        total = sum(-(-spec.shape[0] // BLOCK_ROWS) for spec, _ in todo)
+        total = sum(-(-spec.shape[0] // block_rows(spec, len(group))) for spec, group in todo)
         done = 0
         for spec, group in todo:
             for _ in _write_composite(root, spec, group, now()):
@@ -117,6 +122,13 @@ def _spec(tile: str, month: str, items: list[pystac.Item], bands: list[str], met
     return spec, items
 
 
+def block_rows(spec: CompositeSpec, dates: int) -> int:
+    """Rows per block so that a block of ``dates`` dates stays within MEMORY_BUDGET."""
+    height, width = spec.shape
+    per_row = width * max(dates, 1) * (len(spec.bands) * BYTES_PER_SAMPLE + 4)
+    return max(MIN_BLOCK_ROWS, min(height, MEMORY_BUDGET // per_row))
+
+
 def _self_path(item: pystac.Item) -> str:
     href = item.get_self_href() or ""
     return href.removeprefix("file://")
@@ -147,8 +159,9 @@ def _write_composite(root: Path, spec: CompositeSpec, items: list[pystac.Item], 
                                         nodata=None if band == "count" else NODATA, **profile)
                     for band, path in raw.items()}
             try:
-                for row in range(0, height, BLOCK_ROWS):
-                    block = _block(items, list(spec.bands), geobox[row:min(row + BLOCK_ROWS, height), :], scales)
+                rows = block_rows(spec, len(items))
+                for row in range(0, height, rows):
+                    block = _block(items, list(spec.bands), geobox[row:min(row + rows, height), :], scales)
                     window = ((row, row + block["count"].shape[0]), (0, width))
                     for band, values in block.items():
                         outs[band].write(values, 1, window=window)
