@@ -718,10 +718,24 @@ def serve(
     if dist:
         console.print(f"STAC Browser: [bold]{server.browser_url}[/]")
     console.print("Ctrl-C stops the server")
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         server.stop()
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM (`kill`, `docker stop`, systemd) stop the server cleanly,
+    also when it was started with SIGINT ignored, as a script's background job is: Python
+    then never turns SIGINT into KeyboardInterrupt, and the server outlived every Ctrl-C."""
+    import signal
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, stop)
 
 
 @app.command("build-browser")
