@@ -73,8 +73,9 @@ def served(browsed, tmp_path_factory):
 
 
 def test_stac_browser_shows_collection_and_item(served, browsed, artifacts):
-    catalog = browsed
     from playwright.sync_api import sync_playwright
+
+    catalog = browsed
 
     # A partly cloudy item, so that its cloud mask has both values to draw.
     items = {path: json.loads(path.read_text()) for path in sorted(catalog.glob("maja-s2-l2a/*/*/*/*.json"))}
