@@ -27,17 +27,16 @@ def item_files(catalog: Path, collection: str | None = None) -> list[Path]:
     root = Path(catalog)
     start = root / "catalog.json" if root.is_dir() else root
     seen: list[Path] = []
-    stack = [start.resolve()]
-    first = True
+    top = start.resolve()
+    stack = [top]
     while stack:
         path = stack.pop(0)
         doc = json.loads(path.read_text(encoding="utf-8"))
         links = [link for link in doc.get("links", []) if link.get("rel") in ("child", "item")]
-        if first and collection:
+        if collection and path == top:
             own = [link for link in links if link["rel"] == "child"
                    and Path(link["href"]).parent.name == collection]
             links = own or links
-        first = False
         for link in links:
             target = (path.parent / link["href"]).resolve()
             (seen.append(target) if link["rel"] == "item" else stack.append(target))

@@ -96,6 +96,11 @@ class MaskBitfield(msgspec.Struct):
     offset: Annotated[int, msgspec.Meta(ge=0, le=31)]
     length: Annotated[int, msgspec.Meta(ge=1, le=32)]
 
+    def __post_init__(self) -> None:
+        if self.offset + self.length > 32:
+            raise ValueError(f"bitfield {shown(self.name)} ends at bit {self.offset + self.length}, "
+                             "past a mask's 32 bits")
+
 
 def mask_bitfields(value: object, what: str) -> list[MaskBitfield]:
     """An asset's ``classification:bitfields`` as records (none if absent), or a RecordError
@@ -103,14 +108,9 @@ def mask_bitfields(value: object, what: str) -> list[MaskBitfield]:
     if value is None:
         return []
     try:
-        fields = msgspec.convert(value, list[MaskBitfield])
+        return msgspec.convert(value, list[MaskBitfield])
     except msgspec.ValidationError as exc:
         raise RecordError(f"{what} classification:bitfields is not a list of bitfields: {exc}") from None
-    for field in fields:
-        if field.offset + field.length > 32:
-            raise RecordError(f"{what} bitfield {shown(field.name)} ends at bit {field.offset + field.length}, "
-                              "past a mask's 32 bits")
-    return fields
 
 
 class RasterBandFields(msgspec.Struct):
@@ -145,7 +145,6 @@ def check_item_fields(item_id: str, bbox: object, assets: dict) -> None:
             msgspec.convert(fields, AssetFields)
         except msgspec.ValidationError as exc:
             raise RecordError(f"item {shown(item_id)}: asset {shown(key)} is not of the expected shape: {exc}") from None
-        mask_bitfields(fields.get("classification:bitfields"), f"item {shown(item_id)}: asset {shown(key)}")
 
 
 def resto_error(data: bytes) -> RestoError | None:
